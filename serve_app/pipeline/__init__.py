@@ -1,0 +1,1 @@
+"""Pure speech-pipeline code: no ray, no fastapi. Everything here is testable in milliseconds."""

@@ -1,0 +1,92 @@
+"""Decode any container PyAV/FFmpeg reads into 16 kHz mono float32, within the configured limits."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+import av
+import numpy as np
+
+from serve_app.errors import InvalidRequest, PayloadTooLarge, UnsupportedMedia
+from serve_app.pipeline.types import SAMPLE_RATE, Audio
+
+logger = logging.getLogger(__name__)
+
+# Frames are resampled as they are read, so memory stays at the decoded 16 kHz output plus one frame.
+_RESAMPLER_FRAME_SIZE = 8192
+
+
+def decode_audio(data: bytes, *, max_duration_s: float) -> Audio:
+    """Decode `data` (any container/codec FFmpeg knows) to 16 kHz mono float32.
+
+    Raises InvalidRequest (400) for empty or undecodable input, UnsupportedMedia (415) for a
+    container without an audio stream, PayloadTooLarge (413) past `max_duration_s`.
+    """
+    if not data:
+        raise InvalidRequest("The audio file is empty.", param="file")
+    max_samples = int(max_duration_s * SAMPLE_RATE)
+    try:
+        container = av.open(io.BytesIO(data), mode="r", metadata_errors="ignore")
+    except (av.FFmpegError, ValueError, EOFError) as exc:
+        raise InvalidRequest(_could_not_decode(exc), param="file") from None
+    with container:
+        if not container.streams.audio:
+            raise UnsupportedMedia("The file has no audio stream that can be decoded.", param="file")
+        stream = container.streams.audio[0]
+        # Cheap early refusal when the container states its length (it may lie: the real
+        # check is on the decoded samples below).
+        if stream.duration is not None and stream.time_base is not None:
+            declared = float(stream.duration * stream.time_base)
+            if declared > max_duration_s * 1.05 + 1:
+                raise _too_long(max_duration_s)
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+        chunks: list[np.ndarray] = []
+        total = 0
+        try:
+            for frame in _frames(container, stream):
+                frame.pts = None  # NOTE: resampler refuses frames with odd pts; timing is sample-exact anyway
+                for out in resampler.resample(frame):
+                    arr = out.to_ndarray().reshape(-1)  # (n,) int16
+                    chunks.append(arr)
+                    total += arr.shape[0]
+                if total > max_samples:
+                    raise _too_long(max_duration_s)
+            for out in resampler.resample(None):
+                arr = out.to_ndarray().reshape(-1)
+                chunks.append(arr)
+                total += arr.shape[0]
+        except (av.FFmpegError, ValueError, EOFError) as exc:
+            if total == 0:
+                raise InvalidRequest(_could_not_decode(exc), param="file") from None
+            # A truncated tail: keep what decoded, as ffmpeg does.
+            logger.info("audio stream ended early: %s", exc)
+    if total > max_samples:
+        raise _too_long(max_duration_s)
+    if total == 0:
+        raise InvalidRequest("The audio file contains no audio samples.", param="file")
+    samples = np.concatenate(chunks).astype(np.float32) / 32768.0  # (T,)
+    return Audio(samples=samples)
+
+
+def _frames(container, stream):
+    for packet in container.demux(stream):
+        try:
+            yield from packet.decode()
+        except av.error.InvalidDataError:
+            # One corrupt packet must not sink the whole file.
+            continue
+
+
+def _too_long(max_duration_s: float) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"The audio is longer than this server's limit of {max_duration_s:g} seconds.",
+        param="file",
+        code="audio_too_long",
+    )
+
+
+def _could_not_decode(exc: Exception) -> str:
+    return (
+        "The file could not be decoded as audio. Send wav, mp3, m4a, webm, flac, ogg/opus or aac."
+    )

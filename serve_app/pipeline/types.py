@@ -1,0 +1,113 @@
+"""Plain data that crosses deployment boundaries: numpy arrays and dataclasses only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Optional
+
+import numpy as np
+
+SAMPLE_RATE = 16_000
+
+Task = Literal["transcribe", "translate"]
+
+
+@dataclass
+class Audio:
+    """Decoded audio, ready for the models."""
+
+    samples: np.ndarray  # (T,) float32 in [-1, 1], 16 kHz mono
+
+    @property
+    def duration(self) -> float:
+        return len(self.samples) / SAMPLE_RATE
+
+
+@dataclass
+class AudioSource:
+    """What the client sent as `file`: uploaded bytes or a URL for the service to fetch."""
+
+    data: Optional[bytes] = None
+    url: Optional[str] = None
+    filename: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """Per-request decoding choices; every window of the request carries them into the batch."""
+
+    task: Task = "transcribe"
+    language: Optional[str] = "en"  # None = detect
+    prompt: Optional[str] = None
+    temperature: float = 0.0
+    word_timestamps: bool = False
+
+
+@dataclass
+class Word:
+    word: str
+    start: float
+    end: float
+    probability: float
+    speaker_id: Optional[str] = None
+
+
+@dataclass
+class Segment:
+    seek: int
+    start: float
+    end: float
+    text: str
+    tokens: list[int]
+    temperature: float
+    avg_logprob: float
+    compression_ratio: float
+    no_speech_prob: float
+    words: list[Word] = field(default_factory=list)
+    speaker_id: Optional[str] = None
+
+
+@dataclass
+class Window:
+    """A stretch of one request's audio of at most 30 s, decoded as one item of a batch."""
+
+    start: float  # seconds from the start of the request's audio
+    samples: np.ndarray  # (T,) float32, 16 kHz
+    options: DecodeOptions
+
+    @property
+    def duration(self) -> float:
+        return len(self.samples) / SAMPLE_RATE
+
+
+@dataclass
+class WindowResult:
+    language: str
+    segments: list[Segment]
+    batch_size: int  # how many windows (from any request) were decoded together with this one
+
+
+@dataclass
+class Transcript:
+    task: Task
+    language: str
+    duration: float
+    segments: list[Segment]
+    batch_sizes: list[int] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return "".join(s.text for s in self.segments).strip()
+
+    @property
+    def words(self) -> list[Word]:
+        return [w for s in self.segments for w in s.words]
+
+
+@dataclass
+class Rendered:
+    """A response body in its final wire form, plus the headers that go with it."""
+
+    body: str
+    media_type: str
+    headers: dict[str, str] = field(default_factory=dict)
