@@ -192,7 +192,9 @@ class Ingress:
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > limit + 1_000_000:
             raise PayloadTooLarge(f"The upload is larger than this server's limit of {limit} bytes.", param="file")
-        if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+        content_type = request.headers.get("content-type", "").lower()
+        # urlencoded too: a request whose `file` is a URL needs no multipart body.
+        if not content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
             raise InvalidRequest("Send the request as multipart/form-data with the audio in `file`.", param="file")
         try:
             form = await request.form(max_files=1, max_fields=64)

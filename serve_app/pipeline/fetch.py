@@ -28,7 +28,9 @@ _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 def is_public_address(ip: IPAddress) -> bool:
     """True only for globally routable unicast addresses, looking through IPv4 embedded in IPv6."""
     if isinstance(ip, ipaddress.IPv6Address):
-        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if ip.ipv4_mapped is not None:  # ::ffff:a.b.c.d is the IPv4 address itself
+            return is_public_address(ip.ipv4_mapped)
+        embedded = ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
         if embedded is None and ip in _NAT64:
             embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
         if embedded is not None and not is_public_address(embedded):

@@ -1,0 +1,170 @@
+"""Bad input, keys and URL inputs: every failure is a 4xx in the error envelope."""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import pytest
+
+from tests.api.conftest import ALLOWED_HOST
+from tests.support import sample_samples, wav_bytes
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def clip() -> bytes:
+    return wav_bytes(sample_samples()[int(6.3 * 16000) : int(10 * 16000)])
+
+
+def post(server, data=None, files=None, headers=None, path="/audio/transcriptions"):
+    return httpx.post(
+        f"{server.base_url}{path}",
+        headers=server.headers() if headers is None else headers,
+        data=data or {},
+        files=files,
+        timeout=120,
+    )
+
+
+def assert_envelope(r: httpx.Response, status: int, param=None):
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert set(body) == {"error"}
+    err = body["error"]
+    assert set(err) == {"message", "type", "param", "code"}
+    assert isinstance(err["message"], str) and len(err["message"]) > 10
+    if param is not None:
+        assert err["param"] == param, err
+
+
+@pytest.mark.parametrize(
+    "fields, param",
+    [
+        ({"temperature": "1.5"}, "temperature"),
+        ({"temperature": "-0.1"}, "temperature"),
+        ({"temperature": "warm"}, "temperature"),
+        ({"response_format": "xml"}, "response_format"),
+        ({"timestamp_granularities[]": "char"}, "timestamp_granularities"),
+        ({"language": "xx"}, "language"),
+        ({"diarize": "maybe"}, "diarize"),
+        ({"min_speakers": "0"}, "min_speakers"),
+        ({"min_speakers": "3", "max_speakers": "2"}, "min_speakers"),
+        ({"model": "whisper-huge"}, "model"),
+        ({"diarize": "true"}, "diarize"),
+    ],
+)
+def test_bad_parameters_get_400_with_param(server, clip, fields, param):
+    assert_envelope(post(server, data=fields, files={"file": ("a.wav", clip)}), 400, param)
+
+
+def test_unknown_model_lists_served_names(server, clip):
+    r = post(server, data={"model": "whisper-huge"}, files={"file": ("a.wav", clip)})
+    assert "whisper-base" in r.json()["error"]["message"]
+
+
+def test_english_only_model_refuses_translation_and_other_languages(server, clip):
+    assert_envelope(post(server, {"model": "whisper-tiny.en"}, {"file": ("a.wav", clip)}, path="/audio/translations"), 400, "model")
+    assert_envelope(post(server, {"model": "whisper-tiny.en", "language": "de"}, {"file": ("a.wav", clip)}), 400, "language")
+
+
+@pytest.mark.parametrize(
+    "payload, status",
+    [
+        (b"", 400),
+        (b"this is plain text, not audio at all" * 10, 400),
+        (b"MZ\x90\x00" + bytes(range(256)) * 20, 400),
+        (b"RIFF\x24\x00\x00\x00WAVEfmt ", 400),
+    ],
+)
+def test_undecodable_files_get_4xx(server, clip, payload, status):
+    assert_envelope(post(server, files={"file": ("audio.wav", payload)}), status, "file")
+    # ...and the service answers the next good request correctly.
+    r = post(server, data={"model": "whisper-tiny.en"}, files={"file": ("a.wav", clip)})
+    assert r.status_code == 200 and "hello" in r.json()["text"].lower()
+
+
+def test_missing_file_and_non_url_string(server):
+    assert_envelope(post(server, data={"model": "whisper-1"}), 400, "file")
+    assert_envelope(post(server, data={"file": "not-a-url.wav"}), 400, "file")
+
+
+def test_not_multipart_is_400(server):
+    r = httpx.post(f"{server.base_url}/audio/transcriptions", headers=server.headers(), json={"file": "x"}, timeout=30)
+    assert_envelope(r, 400)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic sk-test-key-one"}, {"Authorization": "Bearer"}, {"Authorization": "Bearer sk-test-key-one-and-more"}],
+)
+def test_missing_or_wrong_key_is_401(server, clip, headers):
+    r = post(server, files={"file": ("a.wav", clip)}, headers=headers)
+    assert_envelope(r, 401)
+    assert r.headers["www-authenticate"] == "Bearer"
+    r = httpx.get(f"{server.base_url}/models", headers=headers, timeout=30)
+    assert_envelope(r, 401)
+
+
+def test_second_key_works(server, clip):
+    from tests.api.conftest import API_KEYS
+
+    r = post(server, data={"model": "whisper-tiny.en"}, files={"file": ("a.wav", clip)},
+             headers={"Authorization": f"Bearer {API_KEYS[1]}"})
+    assert r.status_code == 200
+
+
+def test_unknown_route_is_enveloped_404(server):
+    assert_envelope(httpx.get(f"{server.base_url}/nothing-here", headers=server.headers(), timeout=30), 404)
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    payload = b""
+    seen: list[str] = []
+
+    def do_GET(self):  # noqa: N802 - http.server's naming
+        type(self).seen.append(self.path)
+        self.send_response(200)
+        self.send_header("Content-Type", "audio/wav")
+        self.send_header("Content-Length", str(len(self.payload)))
+        self.end_headers()
+        self.wfile.write(self.payload)
+
+    def log_message(self, *args):
+        pass
+
+
+def _serve(host: str, payload: bytes):
+    handler = type("Handler", (_Recorder,), {"payload": payload, "seen": []})
+    httpd = ThreadingHTTPServer((host, 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd, handler
+
+
+def test_url_input_fetched_from_allowed_private_host(server, clip):
+    httpd, handler = _serve(ALLOWED_HOST, clip)
+    try:
+        url = f"http://{ALLOWED_HOST}:{httpd.server_address[1]}/clip.wav"
+        # A URL arrives as a plain `file` form field with no filename (what API.md says Together sends;
+        # together==3.1.1 itself refuses a str client-side, so this goes over plain HTTP).
+        r = post(server, data={"model": "openai/whisper-large-v3", "language": "en"}, files={"file": (None, url)})
+        assert r.status_code == 200, r.text
+        assert r.request.headers["content-type"].startswith("multipart/form-data")
+        assert "hello" in r.json()["text"].lower()
+        assert handler.seen == ["/clip.wav"]
+    finally:
+        httpd.shutdown()
+
+
+def test_url_input_to_loopback_refused_without_a_request(server, clip):
+    # 127.0.0.1 is not in the allowed networks (the default config allows none).
+    httpd, handler = _serve("127.0.0.1", clip)
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/clip.wav"
+        assert_envelope(post(server, files={"file": (None, url)}), 400, "file")
+        assert_envelope(post(server, data={"file": url}), 400, "file")  # urlencoded, same rules
+        assert handler.seen == []
+    finally:
+        httpd.shutdown()

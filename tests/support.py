@@ -1,0 +1,87 @@
+"""Test data helpers: the real recordings that pyannote.audio's wheel ships, encoders, WER."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import av
+import numpy as np
+
+from serve_app.pipeline.audio import decode_audio
+
+ROOT_DIR = Path(__file__).resolve().parents[1]
+SAMPLE_DIR = Path(importlib.util.find_spec("pyannote.audio").origin).parent / "sample"
+SAMPLE_WAV = SAMPLE_DIR / "sample.wav"
+SAMPLE_STM = SAMPLE_DIR / "sample.stm"
+
+# (file extension, container format, codec, sample rate, channel layout)
+CONTAINERS = {
+    "wav": ("wav", "pcm_s16le", 16000, "mono"),
+    "wav-44k-stereo": ("wav", "pcm_s16le", 44100, "stereo"),
+    "mp3": ("mp3", "libmp3lame", 44100, "stereo"),
+    "m4a": ("ipod", "aac", 44100, "stereo"),
+    "webm": ("webm", "libopus", 48000, "stereo"),
+    "flac": ("flac", "flac", 22050, "mono"),
+    "ogg": ("ogg", "libopus", 48000, "mono"),
+    "opus": ("opus", "libopus", 48000, "mono"),
+    "aac": ("adts", "aac", 32000, "mono"),
+}
+
+
+def sample_samples() -> np.ndarray:
+    """sample.wav as 16 kHz mono float32, (T,)."""
+    return decode_audio(SAMPLE_WAV.read_bytes(), max_duration_s=60).samples
+
+
+def encode(samples: np.ndarray, container: str, codec: str, rate: int, layout: str) -> bytes:
+    """Encode 16 kHz mono float32 `samples` with PyAV into `container`/`codec` at `rate`/`layout`."""
+    buf = io.BytesIO()
+    with av.open(buf, mode="w", format=container) as out:
+        stream = out.add_stream(codec, rate=rate, layout=layout)
+        resampler = av.AudioResampler(format=stream.format.name, layout=layout, rate=rate)
+        pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16)
+        for start in range(0, len(pcm), 1600):
+            frame = av.AudioFrame.from_ndarray(pcm[None, start : start + 1600], format="s16", layout="mono")
+            frame.sample_rate = 16000
+            for f in resampler.resample(frame):
+                out.mux(stream.encode(f))
+        for f in resampler.resample(None):
+            out.mux(stream.encode(f))
+        out.mux(stream.encode(None))
+    return buf.getvalue()
+
+
+def wav_bytes(samples: np.ndarray, rate: int = 16000) -> bytes:
+    return encode(samples, "wav", "pcm_s16le", rate, "mono")
+
+
+def espeak(text: str, voice: str) -> bytes:
+    """Real synthesized speech in another language (espeak-ng, a Debian package .ci/run installs)."""
+    exe = shutil.which("espeak-ng")
+    if exe is None:
+        raise RuntimeError("espeak-ng is required for the language tests: apt-get install espeak-ng")
+    return subprocess.run([exe, "-v", voice, "--stdout", text], check=True, capture_output=True).stdout
+
+
+def stm_text(path: Path = SAMPLE_STM) -> str:
+    return " ".join(line.split(maxsplit=5)[5] for line in path.read_text().splitlines() if line.strip())
+
+
+def normalize(text: str) -> list[str]:
+    return re.sub(r"[^a-z0-9' ]+", " ", text.lower()).split()
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    ref, hyp = normalize(reference), normalize(hypothesis)
+    prev = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, start=1):
+        cur = [i] + [0] * len(hyp)
+        for j, h in enumerate(hyp, start=1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h))
+        prev = cur
+    return prev[-1] / max(1, len(ref))

@@ -1,0 +1,75 @@
+import pytest
+
+from serve_app.errors import InvalidRequest
+from serve_app.protocol import TranscriptionRequest
+
+
+def parse(task="transcribe", **fields):
+    return TranscriptionRequest.from_form({k: v if isinstance(v, list) else [v] for k, v in fields.items()}, task)
+
+
+def test_defaults_follow_the_api():
+    req = parse()
+    assert (req.model, req.language, req.response_format, req.temperature) == (None, "en", "json", 0.0)
+    assert req.timestamp_granularities == ["segment"] and not req.diarize
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"timestamp_granularities[]": ["word", "segment"]},  # OpenAI
+        {"timestamp_granularities": ["word", "segment"]},  # repeated field
+        {"timestamp_granularities": '["word", "segment"]'},  # Together, JSON list
+        {"timestamp_granularities": "word,segment"},
+    ],
+)
+def test_granularity_spellings(fields):
+    assert set(parse(**fields).timestamp_granularities) == {"word", "segment"}
+
+
+@pytest.mark.parametrize("value, expected", [("true", True), ("TRUE", True), ("1", True), ("False", False), ("0", False)])
+def test_diarize_spellings(value, expected):
+    assert parse(diarize=value).diarize is expected
+
+
+@pytest.mark.parametrize(
+    "fields, param",
+    [
+        ({"temperature": "1.01"}, "temperature"),
+        ({"temperature": "nan"}, "temperature"),
+        ({"temperature": "hot"}, "temperature"),
+        ({"response_format": "xml"}, "response_format"),
+        ({"timestamp_granularities": "char"}, "timestamp_granularities"),
+        ({"timestamp_granularities": "[oops"}, "timestamp_granularities"),
+        ({"language": "klingon"}, "language"),
+        ({"diarize": "maybe"}, "diarize"),
+        ({"min_speakers": "0"}, "min_speakers"),
+        ({"max_speakers": "two"}, "max_speakers"),
+        ({"min_speakers": "4", "max_speakers": "2"}, "min_speakers"),
+    ],
+)
+def test_bad_values_name_their_param(fields, param):
+    with pytest.raises(InvalidRequest) as info:
+        parse(**fields)
+    assert info.value.param == param and info.value.status == 400
+
+
+def test_translation_has_no_diarization_params():
+    with pytest.raises(InvalidRequest) as info:
+        parse(task="translate", diarize="true")
+    assert info.value.param == "diarize"
+
+
+def test_decode_options_carry_the_request():
+    opts = parse(language="auto", prompt="Zoë", temperature="0.4", response_format="verbose_json",
+                 timestamp_granularities="word").decode_options()
+    assert opts.language is None and opts.prompt == "Zoë" and opts.temperature == 0.4 and opts.word_timestamps
+    assert not parse(response_format="json", timestamp_granularities="word").decode_options().word_timestamps
+
+
+def test_language_names_cover_whisper():
+    from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+    from serve_app.pipeline.languages import LANGUAGES
+
+    assert set(LANGUAGES) == set(_LANGUAGE_CODES)
