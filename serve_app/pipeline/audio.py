@@ -28,8 +28,8 @@ def decode_audio(data: bytes, *, max_duration_s: float) -> Audio:
     max_samples = int(max_duration_s * SAMPLE_RATE)
     try:
         container = av.open(io.BytesIO(data), mode="r", metadata_errors="ignore")
-    except (av.FFmpegError, ValueError, EOFError) as exc:
-        raise InvalidRequest(_could_not_decode(exc), param="file") from None
+    except (av.FFmpegError, ValueError, EOFError):
+        raise InvalidRequest(_UNDECODABLE, param="file") from None
     with container:
         if not container.streams.audio:
             raise UnsupportedMedia("The file has no audio stream that can be decoded.", param="file")
@@ -58,7 +58,7 @@ def decode_audio(data: bytes, *, max_duration_s: float) -> Audio:
                 total += arr.shape[0]
         except (av.FFmpegError, ValueError, EOFError) as exc:
             if total == 0:
-                raise InvalidRequest(_could_not_decode(exc), param="file") from None
+                raise InvalidRequest(_UNDECODABLE, param="file") from None
             # A truncated tail: keep what decoded, as ffmpeg does.
             logger.info("audio stream ended early: %s", exc)
     if total > max_samples:
@@ -86,7 +86,4 @@ def _too_long(max_duration_s: float) -> PayloadTooLarge:
     )
 
 
-def _could_not_decode(exc: Exception) -> str:
-    return (
-        "The file could not be decoded as audio. Send wav, mp3, m4a, webm, flac, ogg/opus or aac."
-    )
+_UNDECODABLE = "The file could not be decoded as audio. Send wav, mp3, m4a, webm, flac, ogg/opus or aac."

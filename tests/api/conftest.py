@@ -31,9 +31,20 @@ class Server:
     root_url: str
     key: str
     log: Path
+    config_path: Path
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.key}"}
+
+    def post(self, data=None, files=None, headers=None, path="/audio/transcriptions", timeout=300) -> httpx.Response:
+        """A raw multipart POST; `headers=None` sends this server's key, `{}` sends none."""
+        return httpx.post(
+            f"{self.base_url}{path}",
+            headers=self.headers() if headers is None else headers,
+            data=data or {},
+            files=files,
+            timeout=timeout,
+        )
 
 
 def _free_port() -> int:
@@ -64,7 +75,7 @@ def server(tmp_path_factory) -> Server:
             start_new_session=True,
         )
     root = f"http://127.0.0.1:{port}"
-    srv = Server(base_url=f"{root}/v1", root_url=root, key=API_KEYS[0], log=log)
+    srv = Server(base_url=f"{root}/v1", root_url=root, key=API_KEYS[0], log=log, config_path=config_path)
     try:
         _wait_ready(proc, srv)
         yield srv
@@ -88,13 +99,7 @@ def _wait_ready(proc: subprocess.Popen, srv: Server) -> None:
             raise RuntimeError(f"serve run exited with {proc.returncode}:\n{srv.log.read_text()[-5000:]}")
         try:
             for model in ("whisper-base", "whisper-tiny.en"):
-                r = httpx.post(
-                    f"{srv.base_url}/audio/transcriptions",
-                    headers=srv.headers(),
-                    files={"file": ("probe.wav", probe)},
-                    data={"model": model},
-                    timeout=60,
-                )
+                r = srv.post(data={"model": model}, files={"file": ("probe.wav", probe)}, timeout=60)
                 r.raise_for_status()
             return
         except httpx.HTTPError:

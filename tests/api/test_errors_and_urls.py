@@ -20,13 +20,7 @@ def clip() -> bytes:
 
 
 def post(server, data=None, files=None, headers=None, path="/audio/transcriptions"):
-    return httpx.post(
-        f"{server.base_url}{path}",
-        headers=server.headers() if headers is None else headers,
-        data=data or {},
-        files=files,
-        timeout=120,
-    )
+    return server.post(data=data, files=files, headers=headers, path=path, timeout=120)
 
 
 def assert_envelope(r: httpx.Response, status: int, param=None):

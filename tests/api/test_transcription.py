@@ -64,13 +64,7 @@ def test_openai_verbose_json_with_words_and_segments(server):
 
 
 def test_segments_only_when_words_not_asked(server):
-    r = httpx.post(
-        f"{server.base_url}/audio/transcriptions",
-        headers=server.headers(),
-        files={"file": ("s.wav", SAMPLE_WAV.read_bytes())},
-        data={"response_format": "verbose_json"},
-        timeout=300,
-    )
+    r = server.post(data={"response_format": "verbose_json"}, files={"file": ("s.wav", SAMPLE_WAV.read_bytes())})
     assert r.status_code == 200, r.text
     assert "words" not in r.json() and r.json()["segments"]
 
@@ -81,13 +75,7 @@ def test_every_container_decodes(server, kind):
     clip = sample_samples()[int(6.3 * 16000) : int(14.4 * 16000)]  # "Hello? Hello? Oh, hello. ..."
     data = encode(clip, container, codec, rate, layout)
     ext = kind.split("-")[0]
-    r = httpx.post(
-        f"{server.base_url}/audio/transcriptions",
-        headers=server.headers(),
-        files={"file": (f"clip.{ext}", data)},
-        data={"model": "whisper-tiny.en", "response_format": "verbose_json"},
-        timeout=300,
-    )
+    r = server.post(data={"model": "whisper-tiny.en", "response_format": "verbose_json"}, files={"file": (f"clip.{ext}", data)})
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["duration"] == pytest.approx(len(clip) / 16000, abs=0.1)
@@ -138,13 +126,7 @@ def test_text_srt_vtt_bodies(server):
 def test_silence_gives_empty_text(server):
     silence = wav_bytes(np.zeros(16000 * 10, dtype=np.float32))
     for model in ("whisper-base", "whisper-tiny.en"):
-        r = httpx.post(
-            f"{server.base_url}/audio/transcriptions",
-            headers=server.headers(),
-            files={"file": ("silence.wav", silence)},
-            data={"model": model},
-            timeout=120,
-        )
+        r = server.post(data={"model": model}, files={"file": ("silence.wav", silence)})
         assert r.status_code == 200, r.text
         assert r.json() == {"text": ""}
 
@@ -154,12 +136,7 @@ def test_concurrent_requests_share_batches(server):
     data = SAMPLE_WAV.read_bytes()
 
     def one(_):
-        return httpx.post(
-            f"{server.base_url}/audio/transcriptions",
-            headers=server.headers(),
-            files={"file": ("s.wav", data)},
-            timeout=600,
-        )
+        return server.post(files={"file": ("s.wav", data)}, timeout=600)
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         responses = list(pool.map(one, range(8)))
@@ -193,3 +170,46 @@ def test_route_without_v1_prefix(server):
     )
     assert r.status_code == 200, r.text
     assert "hello" in r.json()["text"].lower()
+
+
+def test_batch_settings_change_live(server, tmp_path):
+    """`max_batch_size` is user_config: `serve deploy` changes it in the running replica, no restart."""
+    import os
+    import subprocess
+    import time
+
+    import yaml
+
+    def deploy(max_batch_size: int) -> None:
+        config = yaml.safe_load(server.config_path.read_text())
+        for d in config["applications"][0]["deployments"]:
+            if d["name"] == "WhisperASR-whisper-base":
+                d["user_config"]["max_batch_size"] = max_batch_size
+        path = tmp_path / f"batch{max_batch_size}.yaml"
+        path.write_text(yaml.safe_dump(config))
+        # `serve run` turned on Ray's token auth for its local cluster; the CLI must say so to use the token.
+        env = {**os.environ, "RAY_AUTH_MODE": "token"}
+        subprocess.run(["serve", "deploy", str(path)], check=True, capture_output=True, timeout=120, env=env)
+
+    data = SAMPLE_WAV.read_bytes()
+
+    def burst() -> list[int]:
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            responses = list(pool.map(lambda _: server.post(files={"file": ("s.wav", data)}, timeout=600), range(6)))
+        assert all(r.status_code == 200 for r in responses), [r.text for r in responses]
+        return [int(s) for r in responses for s in r.headers["x-asr-batch-sizes"].split(",") if s]
+
+    deploy(1)
+    try:
+        deadline = time.monotonic() + 180
+        sizes = burst()
+        while max(sizes) > 1 and time.monotonic() < deadline:  # until the new user_config has landed
+            time.sleep(2)
+            sizes = burst()
+        assert sizes and max(sizes) == 1, sizes
+    finally:
+        deploy(8)
+    deadline = time.monotonic() + 180
+    while max(burst()) == 1:
+        assert time.monotonic() < deadline, "max_batch_size did not go back to 8"
+        time.sleep(2)

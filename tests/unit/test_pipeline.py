@@ -83,3 +83,24 @@ def test_dev_config_args_validate():
     assert cfg.resolve_model("openai/whisper-large-v3").name == cfg.default_model
     with pytest.raises(ValueError):
         AppConfig.model_validate({**app["args"], "unknown_knob": 1})
+
+
+def test_dev_config_is_a_valid_serve_config_and_builds():
+    from ray.serve import Application
+    from ray.serve.schema import ServeDeploySchema
+
+    from serve_app.app import build_app
+
+    config = yaml.safe_load((ROOT_DIR / "configs" / "dev.yaml").read_text())
+    schema = ServeDeploySchema.model_validate(config)
+    app = schema.applications[0]
+    assert app.import_path == "serve_app.app:build_app"
+    # Binding builds the graph without loading a model.
+    assert isinstance(build_app(config["applications"][0]["args"]), Application)
+    # Starting replicas fit 2 CPUs, and so does every deployment at its max replica count.
+    total_max = sum(d["ray_actor_options"]["num_cpus"] * d["autoscaling_config"]["max_replicas"]
+                    for d in config["applications"][0]["deployments"])
+    assert total_max <= 2
+    for d in config["applications"][0]["deployments"]:
+        assert d["autoscaling_config"]["min_replicas"] >= 1 and d["autoscaling_config"]["max_replicas"] >= 2
+        assert {"max_ongoing_requests", "max_queued_requests", "ray_actor_options"} <= set(d)
