@@ -100,8 +100,9 @@ def internal_error_envelope(request_id: str) -> dict[str, Any]:
     }
 
 
-def find_api_error(exc: BaseException) -> Optional[APIError]:
-    """Find our error inside the wrappers Ray puts around exceptions raised in other replicas."""
+def find_cause(exc: BaseException, kind: type[BaseException]) -> Optional[BaseException]:
+    """The first `kind` in `exc`'s chain, looking inside the wrappers Ray puts around exceptions
+    raised in other replicas (`cause`) as well as Python's own chaining."""
     seen: set[int] = set()
     stack: list[Any] = [exc]
     while stack:
@@ -109,9 +110,16 @@ def find_api_error(exc: BaseException) -> Optional[APIError]:
         if cur is None or id(cur) in seen:
             continue
         seen.add(id(cur))
-        if isinstance(cur, APIError):
-            # A RayTaskError(APIError) is an APIError too; its `cause` is the original, plain one.
-            cause = cur.__dict__.get("cause")
-            return cause if isinstance(cause, APIError) else cur
-        stack.extend([getattr(cur, "cause", None), cur.__cause__, cur.__context__])
+        if isinstance(cur, kind):
+            return cur
+        stack.extend([cur.__dict__.get("cause"), cur.__cause__, cur.__context__])
     return None
+
+
+def find_api_error(exc: BaseException) -> Optional[APIError]:
+    found = find_cause(exc, APIError)
+    if found is None:
+        return None
+    # A RayTaskError(APIError) is an APIError too; its `cause` is the original, plain one.
+    cause = found.__dict__.get("cause")
+    return cause if isinstance(cause, APIError) else found  # type: ignore[return-value]

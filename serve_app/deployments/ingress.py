@@ -27,6 +27,7 @@ from serve_app.errors import (
     Unauthorized,
     envelope,
     find_api_error,
+    find_cause,
     internal_error_envelope,
 )
 from serve_app.pipeline.types import AudioSource, Task
@@ -95,15 +96,6 @@ async def _source(value: Optional[object], limit: int) -> AudioSource:
     if text.lower().startswith(("http://", "https://")):
         return AudioSource(url=text)
     raise InvalidRequest("`file` must be an audio upload or an http(s) URL.", param="file")
-
-
-def _is_backpressure(exc: BaseException) -> bool:
-    cur: Optional[BaseException] = exc
-    while cur is not None:
-        if isinstance(cur, BackPressureError):
-            return True
-        cur = cur.__cause__ or getattr(cur, "cause", None)
-    return False
 
 
 @serve.deployment
@@ -182,7 +174,7 @@ class Ingress:
             api_error = find_api_error(exc)
             if api_error is not None:
                 raise api_error from None
-            if _is_backpressure(exc):
+            if find_cause(exc, BackPressureError) is not None:
                 raise Overloaded() from None
             raise
         return Response(rendered.body, media_type=rendered.media_type, headers=rendered.headers)
