@@ -84,13 +84,17 @@ async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
 
 
 # NOTE: helpers sit above the class: @serve.ingress captures the module globals it sees.
+def _upload_too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"The upload is larger than this server's limit of {limit} bytes.", param="file")
+
+
 async def _source(value: Optional[object], limit: int) -> AudioSource:
     if value is None:
         raise InvalidRequest("`file` is required: an audio upload or an http(s) URL.", param="file")
     if isinstance(value, UploadFile):
         data = await value.read(limit + 1)
         if len(data) > limit:
-            raise PayloadTooLarge(f"The upload is larger than this server's limit of {limit} bytes.", param="file")
+            raise _upload_too_large(limit)
         return AudioSource(data=data, filename=value.filename)
     text = str(value).strip()
     if text.lower().startswith(("http://", "https://")):
@@ -183,7 +187,7 @@ class Ingress:
         limit = self.config.limits.max_upload_bytes
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > limit + 1_000_000:
-            raise PayloadTooLarge(f"The upload is larger than this server's limit of {limit} bytes.", param="file")
+            raise _upload_too_large(limit)
         content_type = request.headers.get("content-type", "").lower()
         # urlencoded too: a request whose `file` is a URL needs no multipart body.
         if not content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import numpy as np
 import openai
 import pytest
+import yaml
 from together import Together
 
 from tests.support import CONTAINERS, SAMPLE_WAV, encode, espeak, sample_samples, stm_text, wav_bytes, word_error_rate
@@ -174,12 +178,6 @@ def test_route_without_v1_prefix(server):
 
 def test_batch_settings_change_live(server, tmp_path):
     """`max_batch_size` is user_config: `serve deploy` changes it in the running replica, no restart."""
-    import os
-    import subprocess
-    import time
-
-    import yaml
-
     def deploy(max_batch_size: int) -> None:
         config = yaml.safe_load(server.config_path.read_text())
         for d in config["applications"][0]["deployments"]:
