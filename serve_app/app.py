@@ -9,6 +9,7 @@ from ray.serve import Application
 from serve_app.config import AppConfig
 from serve_app.deployments.asr import WhisperASR
 from serve_app.deployments.decoder import AudioDecoder
+from serve_app.deployments.diarizer import Diarizer
 from serve_app.deployments.ingress import Ingress
 from serve_app.deployments.merger import Merger
 
@@ -20,5 +21,6 @@ def build_app(args: dict[str, Any]) -> Application:
         config,
         AudioDecoder.bind(config.limits, config.fetch),
         asr,
+        Diarizer.bind(config.diarization) if config.diarization is not None else None,
         Merger.bind(),
     )

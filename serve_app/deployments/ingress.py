@@ -110,11 +110,13 @@ class Ingress:
         config: AppConfig,
         decoder: DeploymentHandle,
         asr: dict[str, DeploymentHandle],
+        diarizer: Optional[DeploymentHandle],
         merger: DeploymentHandle,
     ) -> None:
         self.config = config
         self.decoder = decoder
         self.asr = asr
+        self.diarizer = diarizer
         self.merger = merger
         self._keys = [k.encode() for k in api_keys_from_env()]
         if not self._keys:
@@ -156,12 +158,16 @@ class Ingress:
             raise InvalidRequest(
                 f"Unknown model {req.model!r}. Served models: {', '.join(self.config.served_names)}.", param="model"
             )
-        if req.wants_diarization:
+        if req.wants_diarization and self.diarizer is None:
             raise InvalidRequest("Speaker diarization is not enabled on this server.", param="diarize")
-        # The graph: responses are passed on, not awaited, so audio goes decoder -> ASR directly.
+        # The graph: responses are passed on, not awaited. The decoded audio goes to ASR and, when asked
+        # for, to the Diarizer at the same time; the Merger waits for both.
         audio = self.decoder.decode.remote(source)
         transcript = self.asr[model.name].transcribe.remote(audio, req.decode_options())
-        rendered_ref = self.merger.render.remote(transcript, req.response_format, req.word_granularity)
+        diarization = (
+            self.diarizer.diarize.remote(audio, req.min_speakers, req.max_speakers) if req.wants_diarization else None
+        )
+        rendered_ref = self.merger.render.remote(transcript, diarization, req.response_format, req.word_granularity)
         try:
             rendered = await asyncio.wait_for(rendered_ref, timeout=self.config.request_timeout_s)
         except asyncio.TimeoutError:

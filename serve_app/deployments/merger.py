@@ -1,16 +1,23 @@
-"""Merger: joins the ASR transcript with speaker turns (next issue) and renders the response body."""
+"""Merger: joins the ASR transcript with the speaker turns, when asked for, and renders the response body."""
 
 from __future__ import annotations
+
+from typing import Optional
 
 from ray import serve
 
 from serve_app.pipeline.formatting import render
-from serve_app.pipeline.types import Rendered, Transcript
+from serve_app.pipeline.merge import assign_speakers
+from serve_app.pipeline.types import Diarization, Rendered, Transcript
 
 
 @serve.deployment
 class Merger:
-    async def render(self, transcript: Transcript, response_format: str, words: bool) -> Rendered:
+    async def render(
+        self, transcript: Transcript, diarization: Optional[Diarization], response_format: str, words: bool
+    ) -> Rendered:
+        if diarization is not None:
+            transcript = assign_speakers(transcript, diarization.exclusive_turns)
         rendered = render(transcript, response_format, words=words)
         # Exposed so that clients and tests can see cross-request batching at work.
         rendered.headers["X-ASR-Batch-Sizes"] = ",".join(str(b) for b in transcript.batch_sizes)

@@ -6,7 +6,7 @@ import json
 from typing import Any, Iterable
 
 from serve_app.pipeline.languages import LANGUAGES
-from serve_app.pipeline.types import Rendered, Segment, Transcript
+from serve_app.pipeline.types import Rendered, Segment, Transcript, Word
 
 JSON = "application/json"
 TEXT = "text/plain; charset=utf-8"
@@ -69,18 +69,54 @@ def to_verbose_json(t: Transcript, *, words: bool) -> dict[str, Any]:
             for i, s in enumerate(t.segments)
         ],
     }
+    word_objects = [_word(i, w) for i, w in enumerate(t.words)]
     if words:
-        body["words"] = [
+        body["words"] = word_objects
+    if t.speaker_segments is not None:
+        # The same word objects as `words`, so a word's `id` finds it there.
+        ids = iter(word_objects)
+        body["speaker_segments"] = [
             {
                 "id": i,
-                "word": w.word.strip(),
-                "start": _sec(w.start),
-                "end": _sec(w.end),
-                **({"speaker_id": w.speaker_id} if w.speaker_id else {}),
+                "speaker_id": turn.speaker_id,
+                "start": _sec(turn.start),
+                "end": _sec(turn.end),
+                "text": turn.text,
+                "words": [next(ids) for _ in turn.words],
             }
-            for i, w in enumerate(t.words)
+            for i, turn in enumerate(t.speaker_segments)
         ]
     return body
+
+
+def _word(i: int, w: Word) -> dict[str, Any]:
+    return {
+        "id": i,
+        "word": w.word.strip(),
+        "start": _sec(w.start),
+        "end": _sec(w.end),
+        **({"speaker_id": w.speaker_id} if w.speaker_id else {}),
+    }
+
+
+def to_diarized_json(t: Transcript) -> dict[str, Any]:
+    """OpenAI's diarized_json: one segment per speaker turn."""
+    return {
+        "task": t.task,
+        "duration": _sec(t.duration),
+        "text": t.text,
+        "segments": [
+            {
+                "type": "transcript.text.segment",
+                "id": f"seg_{i}",
+                "start": _sec(turn.start),
+                "end": _sec(turn.end),
+                "text": turn.text,
+                "speaker": turn.speaker_id,
+            }
+            for i, turn in enumerate(t.speaker_segments or [])
+        ],
+    }
 
 
 def render(t: Transcript, response_format: str, *, words: bool) -> Rendered:
@@ -92,6 +128,8 @@ def render(t: Transcript, response_format: str, *, words: bool) -> Rendered:
         return Rendered(body=to_vtt(t), media_type=TEXT)
     if response_format == "verbose_json":
         return Rendered(body=json.dumps(to_verbose_json(t, words=words), ensure_ascii=False), media_type=JSON)
+    if response_format == "diarized_json":
+        return Rendered(body=json.dumps(to_diarized_json(t), ensure_ascii=False), media_type=JSON)
     if response_format == "json":
         return Rendered(body=json.dumps({"text": t.text}, ensure_ascii=False), media_type=JSON)
     raise ValueError(f"unknown response_format {response_format!r}")  # the request model forbids it

@@ -88,12 +88,27 @@ class WindowResult:
 
 
 @dataclass
+class SpeakerSegment:
+    """A speaker turn of the response: consecutive words of one speaker (Together's `speaker_segments`)."""
+
+    speaker_id: str
+    start: float
+    end: float
+    words: list[Word]
+
+    @property
+    def text(self) -> str:
+        return "".join(w.word for w in self.words).strip()
+
+
+@dataclass
 class Transcript:
     task: Task
     language: str
     duration: float
     segments: list[Segment]
     batch_sizes: list[int] = field(default_factory=list)
+    speaker_segments: Optional[list[SpeakerSegment]] = None  # set when diarized
 
     @property
     def text(self) -> str:
@@ -102,6 +117,21 @@ class Transcript:
     @property
     def words(self) -> list[Word]:
         return [w for s in self.segments for w in s.words]
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One speaker talking from `start` to `end` (seconds)."""
+
+    start: float
+    end: float
+    speaker: str
+
+
+@dataclass
+class Diarization:
+    turns: list[Turn]  # the pipeline's output: turns of different speakers may overlap
+    exclusive_turns: list[Turn]  # one speaker at a time: what words are matched against
 
 
 @dataclass

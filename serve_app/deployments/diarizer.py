@@ -1,0 +1,27 @@
+"""Diarizer: pyannote.audio speaker diarization on the decoded audio, beside ASR (not after it)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Optional
+
+from ray import serve
+
+from serve_app.backends.diarization import PyannoteDiarizer, load_pipeline
+from serve_app.config import DiarizationConfig
+from serve_app.pipeline.types import Audio, Diarization
+
+
+@serve.deployment
+class Diarizer:
+    def __init__(self, config: DiarizationConfig) -> None:
+        # NOTE: pyannote's Pipeline.__call__ sets torch's TF32 flags process-wide, one more reason
+        # for this model to live in a deployment (a process) of its own.
+        self.backend = PyannoteDiarizer(load_pipeline(config))
+        self.backend.warmup()  # a replica that cannot run the pipeline fails to start
+
+    async def diarize(
+        self, audio: Audio, min_speakers: Optional[int] = None, max_speakers: Optional[int] = None
+    ) -> Diarization:
+        # Seconds of model work: off the event loop. How many run at once is max_ongoing_requests.
+        return await asyncio.to_thread(self.backend, audio.samples, min_speakers, max_speakers)

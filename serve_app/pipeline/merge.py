@@ -1,0 +1,95 @@
+"""Words + speaker turns -> speaker-attributed words, segments and speaker turns. Pure functions.
+
+Words are matched against pyannote's *exclusive* diarization (one speaker at a time), so a word in
+overlapped speech still goes to one speaker: the one it overlaps most, or the nearest turn when it overlaps
+none (Whisper's word times and pyannote's turns do not line up exactly, and VAD pads speech).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import Counter
+from dataclasses import replace
+from typing import Optional, Sequence
+
+from serve_app.pipeline.types import Segment, SpeakerSegment, Transcript, Turn, Word
+
+FALLBACK_SPEAKER = "SPEAKER_00"  # when diarization found no speech at all but Whisper heard words
+
+
+def speaker_at(start: float, end: float, turns: Sequence[Turn], starts: Optional[list[float]] = None) -> Optional[str]:
+    """The speaker whose turns overlap [start, end] the most; the nearest turn's speaker if none overlaps.
+    `turns` are sorted by start and do not overlap; `starts` is [t.start for t in turns], for bisect."""
+    if not turns:
+        return None
+    starts = starts if starts is not None else [t.start for t in turns]
+    # Turns do not overlap, so only those from just before `start` up to `end` can touch the word.
+    lo = max(0, bisect.bisect_right(starts, start) - 1)
+    hi = bisect.bisect_right(starts, end)
+    overlap: Counter[str] = Counter()
+    for t in turns[lo:hi]:
+        o = min(end, t.end) - max(start, t.start)
+        if o > 0:
+            overlap[t.speaker] += o
+    if overlap:
+        return min(overlap.items(), key=lambda kv: (-kv[1], kv[0]))[0]  # ties: the lower label
+    # Nearest turn: the one ending before the word or the one starting after it.
+    candidates = turns[max(0, lo - 1) : hi + 1]
+    return min(candidates, key=lambda t: max(t.start - end, start - t.end, 0.0)).speaker
+
+
+def relabel_in_order(labels: Sequence[str]) -> dict[str, str]:
+    """SPEAKER_00, SPEAKER_01, ... in order of first appearance."""
+    names: dict[str, str] = {}
+    for label in labels:
+        if label not in names:
+            names[label] = f"SPEAKER_{len(names):02d}"
+    return names
+
+
+def group_turns(words: Sequence[Word]) -> list[SpeakerSegment]:
+    """Consecutive words of one speaker form a turn. Turns are in order and never overlap."""
+    groups: list[SpeakerSegment] = []
+    for w in words:
+        if groups and groups[-1].speaker_id == w.speaker_id:
+            groups[-1].words.append(w)
+            groups[-1].end = max(groups[-1].end, w.end)
+        else:
+            start = max(w.start, groups[-1].end) if groups else w.start
+            groups.append(SpeakerSegment(speaker_id=w.speaker_id, start=start, end=max(start, w.end), words=[w]))
+    return groups
+
+
+def _majority(speakers: Sequence[str]) -> Optional[str]:
+    if not speakers:
+        return None
+    counts = Counter(speakers)
+    # Ties go to the speaker who spoke first in the segment.
+    return max(counts, key=lambda s: (counts[s], -speakers.index(s)))
+
+
+def assign_speakers(transcript: Transcript, turns: Sequence[Turn]) -> Transcript:
+    """A copy of `transcript` with a speaker on every word and segment, and its speaker turns.
+
+    `turns` is the exclusive diarization, sorted by start, non-overlapping."""
+    turns = sorted(turns, key=lambda t: t.start)
+    starts = [t.start for t in turns]
+
+    raw_words = [
+        [speaker_at(w.start, w.end, turns, starts) or FALLBACK_SPEAKER for w in seg.words]
+        for seg in transcript.segments
+    ]
+    names = relabel_in_order([s for seg in raw_words for s in seg])
+
+    segments: list[Segment] = []
+    for seg, seg_speakers in zip(transcript.segments, raw_words):
+        words = [replace(w, speaker_id=names[s]) for w, s in zip(seg.words, seg_speakers)]
+        speaker = _majority([w.speaker_id for w in words])
+        if speaker is None:  # a segment without word timings: go by its own times
+            raw = speaker_at(seg.start, seg.end, turns, starts) or FALLBACK_SPEAKER
+            speaker = names.setdefault(raw, f"SPEAKER_{len(names):02d}")
+        segments.append(replace(seg, words=words, speaker_id=speaker))
+
+    merged = replace(transcript, segments=segments)
+    merged.speaker_segments = group_turns(merged.words)
+    return merged
