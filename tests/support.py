@@ -85,3 +85,13 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
             cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h))
         prev = cur
     return prev[-1] / max(1, len(ref))
+
+
+def stm_turns(path: Path = SAMPLE_STM) -> list[tuple[str, float, float]]:
+    """(speaker, start, end) of every line of a reference transcript."""
+    out = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            _, _, speaker, start, end, _ = line.split(maxsplit=5)
+            out.append((speaker, float(start), float(end)))
+    return out

@@ -70,6 +70,29 @@ class CamPlusPlusEmbedding(Model):
         model.campplus.load_state_dict(state)
         return model.eval()
 
+    def save_pyannote_checkpoint(self, path: Path) -> None:
+        """Write the weights as a pyannote.audio checkpoint (the `pytorch_model.bin` of a hub-style pipeline
+        directory), so that `Model.from_pretrained` and `Pipeline.from_pretrained` can load this embedding."""
+        import lightning
+        from pyannote.audio import __version__ as pyannote_version
+        from pyannote.audio.core.task import Problem, Resolution, Specifications
+
+        specifications = Specifications(problem=Problem.REPRESENTATION, resolution=Resolution.CHUNK, duration=10.0)
+        torch.save(
+            {
+                "pytorch-lightning_version": lightning.__version__,
+                "state_dict": self.state_dict(),
+                "hparams_name": "kwargs",
+                "hyper_parameters": dict(self.hparams),
+                "pyannote.audio": {
+                    "versions": {"pyannote.audio": pyannote_version},
+                    "architecture": {"module": type(self).__module__, "class": type(self).__name__},
+                    "specifications": specifications,
+                },
+            },
+            path,
+        )
+
     def freeze(self) -> "CamPlusPlusEmbedding":
         """Trace, freeze and fuse the network for inference (about 12% faster on CPU; same numbers to 1e-5)."""
         example = torch.randn(1, 200, 80)  # (B, frames, 80); the traced graph takes any number of frames

@@ -33,7 +33,7 @@ def bundled_parameters() -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def _plda_optional() -> Iterator[None]:
+def plda_optional() -> Iterator[None]:
     """SpeakerDiarization.__init__ loads a PLDA even when its clustering does not use one, and
     `get_plda(None)` raises. Agglomerative clustering needs none, so let `plda=None` through."""
     original = _sd_module.get_plda
@@ -54,7 +54,7 @@ def build_bundled_pipeline(
     """The embedded default, not yet instantiated with parameters (tuning instantiates it many times)."""
     segmentation = Model.from_pretrained(str(bundled_segmentation_path()))
     embedding = CamPlusPlusEmbedding.from_bundled().freeze().parallel(embedding_workers)
-    with _plda_optional():
+    with plda_optional():
         return SpeakerDiarization(
             segmentation=segmentation,
             embedding=embedding,
@@ -80,7 +80,7 @@ def load_pipeline(config: DiarizationConfig) -> SpeakerDiarization:
         pipeline.instantiate(bundled_parameters())
     else:
         # A hub id or a local directory with config.yaml (and the weights it names).
-        with _plda_optional():
+        with plda_optional():
             pipeline = Pipeline.from_pretrained(config.source, token=config.hub_token)
         if pipeline is None:
             raise RuntimeError(f"could not load the diarization pipeline {config.source!r}")
@@ -88,6 +88,9 @@ def load_pipeline(config: DiarizationConfig) -> SpeakerDiarization:
             raise RuntimeError(f"{config.source!r} is a {type(pipeline).__name__}, not a SpeakerDiarization pipeline")
         pipeline.segmentation_batch_size = config.segmentation_batch_size
         pipeline.embedding_batch_size = config.embedding_batch_size
+        embedding = getattr(getattr(pipeline, "_embedding", None), "model_", None)
+        if isinstance(embedding, CamPlusPlusEmbedding):  # our adapter, saved into a local pipeline directory
+            embedding.freeze().parallel(config.embedding_workers)
     if config.parameters:
         pipeline.instantiate(_merged(pipeline.parameters(instantiated=True), config.parameters))
     if config.device == "cuda":

@@ -98,8 +98,9 @@ def _wait_ready(proc: subprocess.Popen, srv: Server) -> None:
         if proc.poll() is not None:
             raise RuntimeError(f"serve run exited with {proc.returncode}:\n{srv.log.read_text()[-5000:]}")
         try:
-            for model in ("whisper-base", "whisper-tiny.en"):
-                r = srv.post(data={"model": model}, files={"file": ("probe.wav", probe)}, timeout=60)
+            # Through every deployment: both ASR models, and the Diarizer.
+            for fields in ({"model": "whisper-base", "diarize": "true"}, {"model": "whisper-tiny.en"}):
+                r = srv.post(data=fields, files={"file": ("probe.wav", probe)}, timeout=60)
                 r.raise_for_status()
             return
         except httpx.HTTPError:
