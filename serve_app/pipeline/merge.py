@@ -47,8 +47,12 @@ def relabel_in_order(labels: Sequence[str]) -> dict[str, str]:
     return names
 
 
-def group_turns(words: Sequence[Word]) -> list[SpeakerSegment]:
-    """Consecutive words of one speaker form a turn. Turns are in order and never overlap."""
+def group_turns(words: Sequence[Word], turns: Sequence[Turn] = ()) -> list[SpeakerSegment]:
+    """Consecutive words of one speaker form a turn. Turns are in order and never overlap.
+
+    Whisper's word times cover less than the speech (pauses inside a word run, soft onsets), so each
+    turn is widened to the diarization turns of its speaker that it overlaps, as far as its neighbours
+    allow. `turns` carry the final speaker labels."""
     groups: list[SpeakerSegment] = []
     for w in words:
         if groups and groups[-1].speaker_id == w.speaker_id:
@@ -57,6 +61,14 @@ def group_turns(words: Sequence[Word]) -> list[SpeakerSegment]:
         else:
             start = max(w.start, groups[-1].end) if groups else w.start
             groups.append(SpeakerSegment(speaker_id=w.speaker_id, start=start, end=max(start, w.end), words=[w]))
+    for i, g in enumerate(groups):
+        own = [t for t in turns if t.speaker == g.speaker_id and t.start < g.end and t.end > g.start]
+        if not own:
+            continue
+        floor = groups[i - 1].end if i > 0 else 0.0
+        ceiling = groups[i + 1].start if i + 1 < len(groups) else float("inf")
+        g.start = max(floor, min(g.start, min(t.start for t in own)))
+        g.end = max(g.end, min(ceiling, max(t.end for t in own)))
     return groups
 
 
@@ -91,5 +103,6 @@ def assign_speakers(transcript: Transcript, turns: Sequence[Turn]) -> Transcript
         segments.append(replace(seg, words=words, speaker_id=speaker))
 
     merged = replace(transcript, segments=segments)
-    merged.speaker_segments = group_turns(merged.words)
+    named_turns = [replace(t, speaker=names[t.speaker]) for t in turns if t.speaker in names]
+    merged.speaker_segments = group_turns(merged.words, named_turns)
     return merged

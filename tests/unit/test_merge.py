@@ -66,9 +66,10 @@ def test_rendered_shapes():
     assert diarized == {
         "task": "transcribe", "duration": 30.0, "text": "Hi. Yes.",
         "segments": [
-            {"type": "transcript.text.segment", "id": "seg_0", "start": 0.1, "end": 0.5, "text": "Hi.",
+            # Widened from the words' times to the speakers' diarization turns (0-2 s and 2-5 s).
+            {"type": "transcript.text.segment", "id": "seg_0", "start": 0.0, "end": 2.0, "text": "Hi.",
              "speaker": "SPEAKER_00"},
-            {"type": "transcript.text.segment", "id": "seg_1", "start": 2.5, "end": 3.0, "text": "Yes.",
+            {"type": "transcript.text.segment", "id": "seg_1", "start": 2.0, "end": 5.0, "text": "Yes.",
              "speaker": "SPEAKER_01"},
         ],
     }
@@ -131,6 +132,23 @@ def test_labels_are_numbered_in_order_of_first_appearance(case):
     seen = list(dict.fromkeys(w.speaker_id for w in out.words))
     assert seen == [f"SPEAKER_{i:02d}" for i in range(len(seen))]
     assert relabel_in_order(["b", "a", "b", "c"]) == {"b": "SPEAKER_00", "a": "SPEAKER_01", "c": "SPEAKER_02"}
+
+
+def test_turns_widen_to_the_diarization_but_not_into_neighbours():
+    words = [Word(" a", 1.0, 1.5, 1.0, "S0"), Word(" b", 3.0, 3.5, 1.0, "S1"), Word(" c", 6.0, 6.5, 1.0, "S0")]
+    turns = [Turn(0.5, 3.2, "S0"), Turn(2.5, 4.0, "S1"), Turn(5.0, 7.0, "S0"), Turn(9.0, 9.5, "S1")]
+    got = [(g.speaker_id, g.start, g.end) for g in group_turns(words, turns)]
+    # S0's first turn would reach 3.2, past S1's first word: it stops at 3.0; S1 starts where S0 stopped.
+    assert got == [("S0", 0.5, 3.0), ("S1", 3.0, 4.0), ("S0", 5.0, 7.0)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(words_and_turns())
+def test_every_word_lies_inside_its_turn(case):
+    tr, turns = case
+    out = assign_speakers(tr, turns)
+    for turn in out.speaker_segments:
+        assert turn.start <= turn.words[0].start and turn.words[-1].start <= turn.end
 
 
 def test_group_turns_keeps_a_late_word_inside_its_turn():
