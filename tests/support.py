@@ -6,7 +6,11 @@ import importlib.util
 import io
 import re
 import shutil
+import socket
 import subprocess
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import av
@@ -95,3 +99,73 @@ def stm_turns(path: Path = SAMPLE_STM) -> list[tuple[str, float, float]]:
             _, _, speaker, start, end, _ = line.split(maxsplit=5)
             out.append((speaker, float(start), float(end)))
     return out
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: "LocalHTTPServer"
+
+    def do_GET(self):  # noqa: N802 - http.server's naming
+        owner = self.server.owner
+        owner.seen.append(self.path)
+        if owner.redirect_to is not None:
+            self.send_response(302)
+            self.send_header("Location", owner.redirect_to(self.path))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "audio/wav")
+        if owner.drip_s is None:
+            self.send_header("Content-Length", str(len(owner.payload)))
+            self.end_headers()
+            self.wfile.write(owner.payload)
+            return
+        self.end_headers()
+        try:  # a stalling server: a byte now and then, for a bounded time
+            for _ in range(int(60 / owner.drip_s)):
+                self.wfile.write(b"\0")
+                self.wfile.flush()
+                time.sleep(owner.drip_s)
+        except OSError:
+            pass
+
+    def log_message(self, *args):
+        pass
+
+
+class _ThreadingHTTPServerV6(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
+class LocalHTTPServer:
+    """A loopback HTTP server that records every request it gets. It serves `payload`, or redirects
+    (`redirect_to(path) -> location`), or drips a byte every `drip_s` seconds."""
+
+    def __init__(self, host: str, payload: bytes = b"", redirect_to=None, drip_s=None) -> None:
+        self.payload, self.redirect_to, self.drip_s = payload, redirect_to, drip_s
+        self.seen: list[str] = []
+        server_class = _ThreadingHTTPServerV6 if ":" in host else ThreadingHTTPServer
+        self.httpd = server_class((host, 0), _Handler)
+        self.httpd.daemon_threads = True
+        self.httpd.owner = self
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def __enter__(self) -> "LocalHTTPServer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def assert_envelope(r, status: int, param=None) -> None:
+    """`r` is an error in the one envelope: {"error": {message, type, param, code}}."""
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert set(body) == {"error"}
+    err = body["error"]
+    assert set(err) == {"message", "type", "param", "code"}
+    assert isinstance(err["message"], str) and len(err["message"]) > 10
+    if param is not None:
+        assert err["param"] == param, err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import struct
 
 import av
 import numpy as np
@@ -15,6 +16,8 @@ logger = logging.getLogger(__name__)
 
 # Frames are resampled as they are read, so memory stays at the decoded 16 kHz output plus one frame.
 _RESAMPLER_FRAME_SIZE = 8192
+# Beyond these, a "recording" is an attack or a broken header: 1 Hz audio would be upsampled 16000-fold.
+MIN_RATE, MAX_RATE, MAX_CHANNELS = 1000, 384_000, 64
 
 
 def decode_audio(data: bytes, *, max_duration_s: float) -> Audio:
@@ -25,6 +28,7 @@ def decode_audio(data: bytes, *, max_duration_s: float) -> Audio:
     """
     if not data:
         raise InvalidRequest("The audio file is empty.", param="file")
+    _check_wav_header(data)
     max_samples = int(max_duration_s * SAMPLE_RATE)
     try:
         container = av.open(io.BytesIO(data), mode="r", metadata_errors="ignore")
@@ -34,6 +38,16 @@ def decode_audio(data: bytes, *, max_duration_s: float) -> Audio:
         if not container.streams.audio:
             raise UnsupportedMedia("The file has no audio stream that can be decoded.", param="file")
         stream = container.streams.audio[0]
+        ctx = stream.codec_context
+        if ctx is None:  # FFmpeg found no decoder for what the header describes
+            raise InvalidRequest(_UNDECODABLE, param="file")
+        rate, channels = ctx.sample_rate, ctx.channels
+        if not MIN_RATE <= (rate or 0) <= MAX_RATE or not 1 <= (channels or 0) <= MAX_CHANNELS:
+            raise InvalidRequest(
+                f"Unsupported audio format: {rate} Hz, {channels} channels (this server takes {MIN_RATE} to "
+                f"{MAX_RATE} Hz and 1 to {MAX_CHANNELS} channels).",
+                param="file",
+            )
         # Cheap early refusal when the container states its length (it may lie: the real
         # check is on the decoded samples below).
         if stream.duration is not None and stream.time_base is not None:
@@ -67,6 +81,27 @@ def decode_audio(data: bytes, *, max_duration_s: float) -> Audio:
         raise InvalidRequest("The audio file contains no audio samples.", param="file")
     samples = np.concatenate(chunks).astype(np.float32) / 32768.0  # (T,)
     return Audio(samples=samples)
+
+
+def _check_wav_header(data: bytes) -> None:
+    """Refuse a WAV whose data chunk claims more bytes than the file holds: a truncated upload or a
+    lying header. (FFmpeg clamps the size silently; 0 and 0xFFFFFFFF mean "unknown", as streaming
+    writers use, and are accepted.)"""
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return
+    pos = 12
+    while pos + 8 <= len(data):
+        chunk_id, size = data[pos : pos + 4], struct.unpack_from("<I", data, pos + 4)[0]
+        if chunk_id == b"data":
+            available = len(data) - (pos + 8)
+            if size not in (0, 0xFFFFFFFF) and size > available + 1:
+                raise InvalidRequest(
+                    f"The WAV file is truncated: its header declares {size} bytes of audio, the file holds "
+                    f"{available}.",
+                    param="file",
+                )
+            return
+        pos += 8 + size + (size & 1)
 
 
 def _frames(container, stream):

@@ -1,8 +1,9 @@
 """Start the real Serve app (`serve run` on a copy of configs/dev.yaml) once for the API tests.
 
-The copy changes only what a test needs: a free port, API keys in the environment, and one private
+The copy changes only what a test needs: a free port, API keys in the environment, one private
 address (127.0.0.2) allowed for URL inputs, so that a test server there can be fetched while one on
-127.0.0.1 (not allowed, as under the default config) is refused.
+127.0.0.1 (not allowed, as under the default config) is refused, and download/duration caps small
+enough to cross in a test.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ ROOT = Path(__file__).resolve().parents[2]
 API_KEYS = ["sk-test-key-one", "sk-test-key-two"]
 ALLOWED_HOST = "127.0.0.2"
 STARTUP_TIMEOUT_S = 900
+FETCH_CAPS = {"max_redirects": 3, "connect_timeout_s": 2, "total_timeout_s": 5}
+LIMITS = {"max_download_bytes": 4_000_000, "max_duration_s": 600}
 
 
 @dataclass
@@ -59,7 +62,11 @@ def server(tmp_path_factory) -> Server:
     config = yaml.safe_load((ROOT / "configs" / "dev.yaml").read_text())
     port = _free_port()
     config["http_options"]["port"] = port
-    config["applications"][0]["args"]["fetch"]["allowed_private_networks"] = [f"{ALLOWED_HOST}/32"]
+    args = config["applications"][0]["args"]
+    args["fetch"]["allowed_private_networks"] = [f"{ALLOWED_HOST}/32"]
+    # Caps small enough for tests to cross them quickly.
+    args["fetch"].update(FETCH_CAPS)
+    args["limits"].update(LIMITS)
     config_path = tmp / "test.yaml"
     config_path.write_text(yaml.safe_dump(config))
     log = tmp / "serve.log"
@@ -106,3 +113,11 @@ def _wait_ready(proc: subprocess.Popen, srv: Server) -> None:
         except httpx.HTTPError:
             time.sleep(3)
     raise RuntimeError(f"the service did not become ready in {STARTUP_TIMEOUT_S}s:\n{srv.log.read_text()[-5000:]}")
+
+
+@pytest.fixture(scope="session")
+def clip() -> bytes:
+    """3.7 s of sample.wav: the first "hello"s."""
+    from tests.support import sample_samples, wav_bytes
+
+    return wav_bytes(sample_samples()[int(6.3 * 16000) : int(10 * 16000)])

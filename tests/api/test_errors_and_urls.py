@@ -2,36 +2,17 @@
 
 from __future__ import annotations
 
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import httpx
 import pytest
 
 from tests.api.conftest import ALLOWED_HOST
-from tests.support import sample_samples, wav_bytes
+from tests.support import LocalHTTPServer, assert_envelope
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def clip() -> bytes:
-    return wav_bytes(sample_samples()[int(6.3 * 16000) : int(10 * 16000)])
-
-
 def post(server, data=None, files=None, headers=None, path="/audio/transcriptions"):
     return server.post(data=data, files=files, headers=headers, path=path, timeout=120)
-
-
-def assert_envelope(r: httpx.Response, status: int, param=None):
-    assert r.status_code == status, r.text
-    body = r.json()
-    assert set(body) == {"error"}
-    err = body["error"]
-    assert set(err) == {"message", "type", "param", "code"}
-    assert isinstance(err["message"], str) and len(err["message"]) > 10
-    if param is not None:
-        assert err["param"] == param, err
 
 
 @pytest.mark.parametrize(
@@ -114,51 +95,22 @@ def test_unknown_route_is_enveloped_404(server):
     assert_envelope(httpx.get(f"{server.base_url}/nothing-here", headers=server.headers(), timeout=30), 404)
 
 
-class _Recorder(BaseHTTPRequestHandler):
-    payload = b""
-    seen: list[str] = []
-
-    def do_GET(self):  # noqa: N802 - http.server's naming
-        type(self).seen.append(self.path)
-        self.send_response(200)
-        self.send_header("Content-Type", "audio/wav")
-        self.send_header("Content-Length", str(len(self.payload)))
-        self.end_headers()
-        self.wfile.write(self.payload)
-
-    def log_message(self, *args):
-        pass
-
-
-def _serve(host: str, payload: bytes):
-    handler = type("Handler", (_Recorder,), {"payload": payload, "seen": []})
-    httpd = ThreadingHTTPServer((host, 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    return httpd, handler
-
-
 def test_url_input_fetched_from_allowed_private_host(server, clip):
-    httpd, handler = _serve(ALLOWED_HOST, clip)
-    try:
-        url = f"http://{ALLOWED_HOST}:{httpd.server_address[1]}/clip.wav"
+    with LocalHTTPServer(ALLOWED_HOST, clip) as http:
+        url = f"http://{ALLOWED_HOST}:{http.port}/clip.wav"
         # A URL arrives as a plain `file` form field with no filename (what API.md says Together sends;
         # together==3.1.1 itself refuses a str client-side, so this goes over plain HTTP).
         r = post(server, data={"model": "openai/whisper-large-v3", "language": "en"}, files={"file": (None, url)})
         assert r.status_code == 200, r.text
         assert r.request.headers["content-type"].startswith("multipart/form-data")
         assert "hello" in r.json()["text"].lower()
-        assert handler.seen == ["/clip.wav"]
-    finally:
-        httpd.shutdown()
+        assert http.seen == ["/clip.wav"]
 
 
 def test_url_input_to_loopback_refused_without_a_request(server, clip):
     # 127.0.0.1 is not in the allowed networks (the default config allows none).
-    httpd, handler = _serve("127.0.0.1", clip)
-    try:
-        url = f"http://127.0.0.1:{httpd.server_address[1]}/clip.wav"
+    with LocalHTTPServer("127.0.0.1", clip) as http:
+        url = f"http://127.0.0.1:{http.port}/clip.wav"
         assert_envelope(post(server, files={"file": (None, url)}), 400, "file")
         assert_envelope(post(server, data={"file": url}), 400, "file")  # urlencoded, same rules
-        assert handler.seen == []
-    finally:
-        httpd.shutdown()
+        assert http.seen == []
