@@ -78,6 +78,20 @@ class Overloaded(APIError):
         super().__init__(message, code="overloaded", headers={"Retry-After": str(retry_after_s)})
 
 
+class WorkerFailed(APIError):
+    """A replica died while it held the request. Serve starts a new one; the request itself is lost."""
+
+    status = 503
+    type = "server_error"
+
+    def __init__(self, retry_after_s: int = 5) -> None:
+        super().__init__(
+            "A worker failed while handling this request; it is being replaced. Retry shortly.",
+            code="worker_failed",
+            headers={"Retry-After": str(retry_after_s)},
+        )
+
+
 class GatewayTimeout(APIError):
     status = 504
     type = "timeout_error"

@@ -10,7 +10,8 @@ from typing import Optional
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from ray import serve
-from ray.serve.exceptions import BackPressureError
+from ray.exceptions import RayActorError
+from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 from ray.serve.handle import DeploymentHandle
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -25,6 +26,7 @@ from serve_app.errors import (
     Overloaded,
     PayloadTooLarge,
     Unauthorized,
+    WorkerFailed,
     envelope,
     find_api_error,
     find_cause,
@@ -86,6 +88,14 @@ async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
 # NOTE: helpers sit above the class: @serve.ingress captures the module globals it sees.
 def _upload_too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(f"The upload is larger than this server's limit of {limit} bytes.", param="file")
+
+
+def _cancel(responses) -> None:
+    for response in responses:
+        try:
+            response.cancel()
+        except Exception:  # noqa: BLE001 - cancel() re-raises the error of a step that already failed
+            pass
 
 
 async def _source(value: Optional[object], limit: int) -> AudioSource:
@@ -151,6 +161,14 @@ class Ingress:
     # -- the one request path --
 
     async def _handle(self, request: Request, task: Task) -> Response:
+        try:
+            return await self._run(request, task)
+        except (BackPressureError, DeploymentUnavailableError):
+            # NOTE: Serve installs its own handler for these on the FastAPI app (a plain-text 503); answer
+            # in the envelope, with Retry-After, before it can.
+            raise Overloaded() from None
+
+    async def _run(self, request: Request, task: Task) -> Response:
         self._authorize(request)
         req, source = await self._parse(request, task)
         model = self.config.resolve_model(req.model or self.config.default_model)
@@ -168,24 +186,30 @@ class Ingress:
             self.diarizer.diarize.remote(audio, req.min_speakers, req.max_speakers) if req.wants_diarization else None
         )
         rendered_ref = self.merger.render.remote(transcript, diarization, req.response_format, req.word_granularity)
+        # On a timeout or a client that went away, cancel every step, so no replica keeps working for nobody.
+        steps = [r for r in (rendered_ref, transcript, diarization, audio) if r is not None]
         try:
             rendered = await asyncio.wait_for(rendered_ref, timeout=self.config.request_timeout_s)
         except asyncio.TimeoutError:
-            rendered_ref.cancel()
+            _cancel(steps)
             raise GatewayTimeout(
                 f"The request ran past this server's time limit of {self.config.request_timeout_s:g} s."
             ) from None
         except asyncio.CancelledError:
-            rendered_ref.cancel()
+            _cancel(steps)
             raise
         except BackPressureError:
+            _cancel(steps)
             raise Overloaded() from None
         except Exception as exc:  # noqa: BLE001 - errors from other replicas arrive wrapped by Ray
+            _cancel(steps)
             api_error = find_api_error(exc)
             if api_error is not None:
                 raise api_error from None
             if find_cause(exc, BackPressureError) is not None:
                 raise Overloaded() from None
+            if find_cause(exc, RayActorError) is not None:  # the replica died (or cannot be reached)
+                raise WorkerFailed() from None
             raise
         return Response(rendered.body, media_type=rendered.media_type, headers=rendered.headers)
 

@@ -1,0 +1,30 @@
+"""The app under tight limits, for overload, time-limit and replica-failure tests.
+
+Small queues in front of whisper-tiny.en, so that a burst overflows them, and a 30 s request time limit.
+One replica of each deployment, so that killing it leaves none until Serve replaces it.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support import running_app
+
+REQUEST_TIMEOUT_S = 30
+TINY_LIMITS = {"max_ongoing_requests": 2, "max_queued_requests": 4}
+
+
+def _stress_config(config: dict) -> None:
+    app = config["applications"][0]
+    app["args"]["request_timeout_s"] = REQUEST_TIMEOUT_S
+    for d in app["deployments"]:
+        d["autoscaling_config"].update(min_replicas=1, max_replicas=1)
+        if d["name"] == "WhisperASR-whisper-tiny-en":
+            d.update(TINY_LIMITS)
+            d["user_config"]["max_batch_size"] = 2
+
+
+@pytest.fixture(scope="package")
+def stressed(tmp_path_factory):
+    with running_app(tmp_path_factory.mktemp("stress"), _stress_config) as srv:
+        yield srv

@@ -1,0 +1,105 @@
+"""Overload, the request time limit and dying replicas: every request ends, in time, with a correct 200
+or an enveloped 5xx/429 that says when to retry; the service heals by itself."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from tests.stress.conftest import REQUEST_TIMEOUT_S, TINY_LIMITS
+from tests.support import SAMPLE_WAV, kill_replicas, sample_samples, wav_bytes
+
+pytestmark = pytest.mark.slow
+
+CLIENT_TIMEOUT_S = REQUEST_TIMEOUT_S + 60  # a request still open after this has hung
+
+
+def send(server, fields: dict, payload: bytes) -> tuple[int, dict, dict, float]:
+    start = time.monotonic()
+    r = server.post(data=fields, files={"file": ("a.wav", payload)}, timeout=CLIENT_TIMEOUT_S)
+    try:
+        body = r.json()
+    except ValueError:
+        body = {"not json": r.text[:300]}
+    return r.status_code, dict(r.headers), body, time.monotonic() - start
+
+
+def check_answer(status: int, headers: dict, body: dict, expect_word: str = "hello") -> None:
+    if status == 200:
+        assert expect_word in body["text"].lower(), body
+    else:
+        assert status in (429, 503, 504), (status, body)
+        assert set(body) == {"error"} and body["error"]["message"], body
+        if status in (429, 503):
+            assert int(headers["retry-after"]) >= 1
+
+
+def healthy(server, clip) -> bool:
+    status, _, body, _ = send(server, {"model": "whisper-tiny.en"}, clip)
+    return status == 200 and "hello" in body["text"].lower()
+
+
+def test_burst_of_64_gets_200s_and_503s_only(stressed, clip):
+    with ThreadPoolExecutor(max_workers=64) as pool:
+        results = list(pool.map(lambda _: send(stressed, {"model": "whisper-tiny.en"}, clip), range(64)))
+    statuses = [r[0] for r in results]
+    for status, headers, body, _ in results:
+        check_answer(status, headers, body)
+    print(f"burst of 64: {statuses.count(200)} x 200, {statuses.count(503)} x 503, "
+          f"slowest {max(r[3] for r in results):.1f} s")
+    assert set(statuses) <= {200, 503}
+    assert statuses.count(200) >= TINY_LIMITS["max_ongoing_requests"] + TINY_LIMITS["max_queued_requests"]
+    assert statuses.count(503) > 0  # the queue limit really bit
+    assert healthy(stressed, clip)
+
+
+def test_time_limit_gives_504_and_the_service_stays_healthy(stressed, clip):
+    long_audio = wav_bytes(np.tile(sample_samples(), 40))  # 20 minutes: far beyond 30 s of CPU work
+    status, headers, body, elapsed = send(stressed, {"model": "whisper-base"}, long_audio)
+    assert status == 504 and body["error"]["type"] == "timeout_error", body
+    assert elapsed < CLIENT_TIMEOUT_S
+    assert healthy(stressed, clip)
+
+
+@pytest.mark.parametrize(
+    "deployment, fields",
+    [
+        ("WhisperASR-whisper-base", {"model": "whisper-base"}),
+        ("Diarizer", {"model": "whisper-tiny.en", "diarize": "true", "response_format": "verbose_json"}),
+    ],
+)
+def test_killed_replica_fails_requests_cleanly_and_comes_back(stressed, clip, deployment, fields):
+    payload = SAMPLE_WAV.read_bytes()
+    results: list = []
+
+    def client():
+        results.append(send(stressed, fields, payload))
+
+    threads = [threading.Thread(target=client) for _ in range(6)]
+    for t in threads:
+        t.start()
+    time.sleep(1.5)  # requests are in flight
+    killed = kill_replicas(deployment)
+    killed_at = time.monotonic()
+    assert killed, f"no replica of {deployment} found"
+    for t in threads:
+        t.join(CLIENT_TIMEOUT_S + 10)
+    assert len(results) == 6, "a request hung"
+    for status, headers, body, elapsed in results:
+        assert elapsed < CLIENT_TIMEOUT_S
+        check_answer(status, headers, body, expect_word="jersey")
+    # Serve replaces the replica; measure how long until a request to it succeeds again.
+    while True:
+        status, _, body, _ = send(stressed, fields, payload)
+        if status == 200:
+            break
+        assert time.monotonic() - killed_at < 300, f"{deployment} did not come back: {body}"
+        time.sleep(2)
+    recovery = time.monotonic() - killed_at
+    seen = sorted(r[0] for r in results)
+    print(f"killed {deployment}: clients saw {seen}; a request succeeded again {recovery:.1f} s after the kill")
+    assert healthy(stressed, clip)
