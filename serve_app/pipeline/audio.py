@@ -16,6 +16,8 @@ logger = logging.getLogger(__name__)
 
 # Frames are resampled as they are read, so memory stays at the decoded 16 kHz output plus one frame.
 _RESAMPLER_FRAME_SIZE = 8192
+# A data-chunk size at or above this is a streaming writer's "unknown length", not a claim.
+_STREAMING_PLACEHOLDER = 0x7FFF0000
 # Beyond these, a "recording" is an attack or a broken header: 1 Hz audio would be upsampled 16000-fold.
 MIN_RATE, MAX_RATE, MAX_CHANNELS = 1000, 384_000, 64
 
@@ -85,8 +87,9 @@ def decode_audio(data: bytes, *, max_duration_s: float) -> Audio:
 
 def _check_wav_header(data: bytes) -> None:
     """Refuse a WAV whose data chunk claims more bytes than the file holds: a truncated upload or a
-    lying header. (FFmpeg clamps the size silently; 0 and 0xFFFFFFFF mean "unknown", as streaming
-    writers use, and are accepted.)"""
+    lying header. (FFmpeg clamps the size silently.) Writers that stream to a pipe cannot know the size
+    and put a placeholder there: 0, 0xFFFFFFFF (ffmpeg, sox), 0x7FFFF000 (espeak-ng) and the like; those
+    are read as "unknown" and decoded as far as the data goes, under the duration cap."""
     if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
         return
     pos = 12
@@ -94,7 +97,7 @@ def _check_wav_header(data: bytes) -> None:
         chunk_id, size = data[pos : pos + 4], struct.unpack_from("<I", data, pos + 4)[0]
         if chunk_id == b"data":
             available = len(data) - (pos + 8)
-            if size not in (0, 0xFFFFFFFF) and size > available + 1:
+            if 0 < size < _STREAMING_PLACEHOLDER and size > available + 1:
                 raise InvalidRequest(
                     f"The WAV file is truncated: its header declares {size} bytes of audio, the file holds "
                     f"{available}.",

@@ -23,6 +23,9 @@ IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 
 _REDIRECTS = {301, 302, 303, 307, 308}
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# Deprecated ranges that Python's `is_global` still calls global: the 6to4 relay anycast (RFC 7526)
+# and IPv6 site-local (RFC 3879), both of which can land inside someone's network.
+_ALSO_REFUSED = [ipaddress.ip_network("192.88.99.0/24"), ipaddress.ip_network("fec0::/10")]
 
 
 def is_public_address(ip: IPAddress) -> bool:
@@ -35,6 +38,8 @@ def is_public_address(ip: IPAddress) -> bool:
             embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
         if embedded is not None and not is_public_address(embedded):
             return False
+    if any(ip.version == net.version and ip in net for net in _ALSO_REFUSED):
+        return False
     return bool(
         ip.is_global
         and not ip.is_multicast
