@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from ray import serve
-from ray.serve.metrics import Histogram
+from ray.serve.metrics import Counter, Histogram
 
 from serve_app.backends.whisper import WhisperBackend
 from serve_app.config import BatchConfig, ModelConfig
@@ -30,6 +31,17 @@ class WhisperASR:
             tag_keys=("model",),
         )
         self._batch_size.set_default_tags({"model": model.name})
+        self._audio_seconds = Counter(
+            "asr_audio_seconds", description="Seconds of audio transcribed.", tag_keys=("model",)
+        )
+        self._audio_seconds.set_default_tags({"model": model.name})
+        self._rtf = Histogram(
+            "asr_real_time_factor",
+            description="Per request: seconds spent in this replica per second of audio (queueing included).",
+            boundaries=[0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5],
+            tag_keys=("model",),
+        )
+        self._rtf.set_default_tags({"model": model.name})
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         cfg = BatchConfig.model_validate(user_config or {})
@@ -43,6 +55,7 @@ class WhisperASR:
                 raise InvalidRequest(f"Model {self.model_name!r} is English-only and cannot translate.", param="model")
             if options.language not in ("en", None):
                 raise InvalidRequest(f"Model {self.model_name!r} is English-only.", param="language")
+        started = time.perf_counter()
         windows = await asyncio.to_thread(self.backend.split, audio.samples, options)
         results: list[WindowResult] = list(await asyncio.gather(*(self._decode_windows(w) for w in windows)))
         # The request's language: what the caller fixed, else what most of its windows were detected as.
@@ -53,6 +66,9 @@ class WhisperASR:
             language = max(set(langs), key=langs.count)
         else:
             language = "en"
+        if audio.duration > 0:
+            self._audio_seconds.inc(audio.duration)
+            self._rtf.observe((time.perf_counter() - started) / audio.duration)
         return Transcript(
             task=options.task,
             language=language,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Optional
 
 from ray import serve
+from ray.serve.metrics import Counter, Histogram
 
 from serve_app.backends.diarization import PyannoteDiarizer, load_pipeline
 from serve_app.config import DiarizationConfig
@@ -19,9 +21,19 @@ class Diarizer:
         # for this model to live in a deployment (a process) of its own.
         self.backend = PyannoteDiarizer(load_pipeline(config))
         self.backend.warmup()  # a replica that cannot run the pipeline fails to start
+        self._seconds = Histogram(
+            "diarization_seconds",
+            description="Wall time of one diarization pipeline run.",
+            boundaries=[0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900],
+        )
+        self._audio_seconds = Counter("diarization_audio_seconds", description="Seconds of audio diarized.")
 
     async def diarize(
         self, audio: Audio, min_speakers: Optional[int] = None, max_speakers: Optional[int] = None
     ) -> Diarization:
         # Seconds of model work: off the event loop. How many run at once is max_ongoing_requests.
-        return await asyncio.to_thread(self.backend, audio.samples, min_speakers, max_speakers)
+        started = time.perf_counter()
+        result = await asyncio.to_thread(self.backend, audio.samples, min_speakers, max_speakers)
+        self._seconds.observe(time.perf_counter() - started)
+        self._audio_seconds.inc(audio.duration)
+        return result

@@ -1,7 +1,8 @@
 """The app under tight limits, for overload, time-limit and replica-failure tests.
 
 Small queues in front of whisper-tiny.en, so that a burst overflows them, and a 30 s request time limit.
-One replica of each deployment, so that killing it leaves none until Serve replaces it.
+One replica of each other deployment, so that killing it leaves none until Serve replaces it. The tiny
+ASR deployment autoscales 1 -> 2 with short delays, so a test can watch it scale up and back down.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from tests.support import running_app
 
 REQUEST_TIMEOUT_S = 30
 TINY_LIMITS = {"max_ongoing_requests": 2, "max_queued_requests": 4}
+TINY_AUTOSCALING = {"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 1, "upscale_delay_s": 2,
+                    "downscale_delay_s": 10, "look_back_period_s": 3, "metrics_interval_s": 1}
 
 
 def _stress_config(config: dict) -> None:
@@ -22,6 +25,7 @@ def _stress_config(config: dict) -> None:
         if d["name"] == "WhisperASR-whisper-tiny-en":
             d.update(TINY_LIMITS)
             d["user_config"]["max_batch_size"] = 2
+            d["autoscaling_config"].update(TINY_AUTOSCALING)
 
 
 @pytest.fixture(scope="package")

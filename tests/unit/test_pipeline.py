@@ -3,15 +3,13 @@ import pickle
 import re
 
 import pytest
-import yaml
 
-from serve_app.config import AppConfig
 from serve_app.errors import APIError, InvalidRequest, PayloadTooLarge, envelope, find_api_error
 from serve_app.pipeline.audio import decode_audio
 from serve_app.pipeline.formatting import render
 from serve_app.pipeline.types import Segment, Transcript, Word
 from serve_app.pipeline.windows import plan_windows
-from tests.support import ROOT_DIR, sample_samples, wav_bytes
+from tests.support import sample_samples, wav_bytes
 
 
 def seg(start, end, text, words=()):
@@ -72,35 +70,3 @@ def test_decode_limits_and_garbage():
     for bad in (b"", b"not audio" * 100, data[:44]):
         with pytest.raises(InvalidRequest):
             decode_audio(bad, max_duration_s=60)
-
-
-def test_dev_config_args_validate():
-    config = yaml.safe_load((ROOT_DIR / "configs" / "dev.yaml").read_text())
-    app = config["applications"][0]
-    cfg = AppConfig.model_validate(app["args"])
-    names = {d["name"] for d in app["deployments"]}
-    assert {m.deployment_name for m in cfg.models} <= names
-    assert cfg.resolve_model("openai/whisper-large-v3").name == cfg.default_model
-    with pytest.raises(ValueError):
-        AppConfig.model_validate({**app["args"], "unknown_knob": 1})
-
-
-def test_dev_config_is_a_valid_serve_config_and_builds():
-    from ray.serve import Application
-    from ray.serve.schema import ServeDeploySchema
-
-    from serve_app.app import build_app
-
-    config = yaml.safe_load((ROOT_DIR / "configs" / "dev.yaml").read_text())
-    schema = ServeDeploySchema.model_validate(config)
-    app = schema.applications[0]
-    assert app.import_path == "serve_app.app:build_app"
-    # Binding builds the graph without loading a model.
-    assert isinstance(build_app(config["applications"][0]["args"]), Application)
-    # Starting replicas fit 2 CPUs, and so does every deployment at its max replica count.
-    total_max = sum(d["ray_actor_options"]["num_cpus"] * d["autoscaling_config"]["max_replicas"]
-                    for d in config["applications"][0]["deployments"])
-    assert total_max <= 2
-    for d in config["applications"][0]["deployments"]:
-        assert d["autoscaling_config"]["min_replicas"] >= 1 and d["autoscaling_config"]["max_replicas"] >= 2
-        assert {"max_ongoing_requests", "max_queued_requests", "ray_actor_options"} <= set(d)
