@@ -62,12 +62,14 @@ def _clips() -> dict[int, bytes]:
     return clips
 
 
-def run_soak(url: str, requests: int, concurrency: int, key: Optional[str] = None, settle_s: float = 5) -> dict:
+def run_soak(
+    url: str, requests: int, concurrency: int, key: Optional[str] = None, settle_s: float = 5, warmup: int = 0
+) -> dict:
+    """`warmup` requests first (not counted), so that "before" is a replica that has served every kind of
+    request: first-use allocations (CTranslate2 buffers for each batch shape) are not a leak."""
     clips = _clips()
-    plan = list(itertools.islice(itertools.cycle(itertools.product(FORMATS, MODELS, LENGTHS_S, (False, True))),
-                                 requests))
+    kinds = list(itertools.product(FORMATS, MODELS, LENGTHS_S, (False, True)))
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    before = replica_memory_mb()
 
     def one(job) -> tuple[int, float, str]:
         fmt, model, seconds, words = job
@@ -81,6 +83,12 @@ def run_soak(url: str, requests: int, concurrency: int, key: Optional[str] = Non
         ok = r.status_code == 200 and (fmt != "verbose_json" or not words or "words" in r.json())
         return r.status_code if ok or r.status_code != 200 else -2, time.perf_counter() - start, r.text[:200]
 
+    if warmup:
+        with ThreadPoolExecutor(concurrency) as pool:
+            list(pool.map(one, list(itertools.islice(itertools.cycle(kinds), warmup))))
+        time.sleep(settle_s)
+    before = replica_memory_mb()
+    plan = list(itertools.islice(itertools.cycle(kinds), requests))
     start = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
         results = list(pool.map(one, plan))
@@ -92,6 +100,7 @@ def run_soak(url: str, requests: int, concurrency: int, key: Optional[str] = Non
     return {
         "requests": requests,
         "concurrency": concurrency,
+        "warmup_requests": warmup,
         "answered": len(results),
         "statuses": {str(k): v for k, v in sorted(statuses.items())},
         "failures": [detail for s, _, detail in results if s != 200][:10],
@@ -109,9 +118,11 @@ def main() -> None:
     parser.add_argument("--url", default="http://127.0.0.1:8000")
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--warmup", type=int, default=60, help="requests before the memory baseline")
     parser.add_argument("--out", type=Path, default=Path("bench/results/soak.json"))
     args = parser.parse_args()
-    result = run_soak(args.url, args.requests, args.concurrency, os.environ.get("SERVE_APP_API_KEY"))
+    result = run_soak(args.url, args.requests, args.concurrency, os.environ.get("SERVE_APP_API_KEY"),
+                      warmup=args.warmup)
     print(json.dumps(result, indent=2))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
