@@ -2,35 +2,28 @@
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import io
 import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Iterator
 
 import av
-import httpx
 import numpy as np
-import yaml
 
+from serve_app.eval.runner import API_KEYS, Server, running_app  # noqa: F401 - re-exported for the tests
 from serve_app.pipeline.audio import decode_audio
 
 ROOT_DIR = Path(__file__).resolve().parents[1]
-API_KEYS = ["sk-test-key-one", "sk-test-key-two"]
 ALLOWED_HOST = "127.0.0.2"
-STARTUP_TIMEOUT_S = 900
 SAMPLE_DIR = Path(importlib.util.find_spec("pyannote.audio").origin).parent / "sample"
 SAMPLE_WAV = SAMPLE_DIR / "sample.wav"
 SAMPLE_STM = SAMPLE_DIR / "sample.stm"
@@ -183,92 +176,7 @@ def assert_envelope(r, status: int, param=None) -> None:
         assert err["param"] == param, err
 
 
-# --- the real app, started for a test package -------------------------------------------------
-
-
-@dataclass
-class Server:
-    base_url: str  # ends with /v1, as both SDKs want it
-    root_url: str
-    key: str
-    log: Path
-    config_path: Path
-
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.key}"}
-
-    def post(self, data=None, files=None, headers=None, path="/audio/transcriptions", timeout=300) -> httpx.Response:
-        """A raw multipart POST; `headers=None` sends this server's key, `{}` sends none."""
-        return httpx.post(
-            f"{self.base_url}{path}",
-            headers=self.headers() if headers is None else headers,
-            data=data or {},
-            files=files,
-            timeout=timeout,
-        )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def running_app(tmp: Path, change_config=None) -> Iterator[Server]:
-    """`serve run` on a copy of configs/dev.yaml (changed by `change_config(config)`), on a free port,
-    with API_KEYS; ready once a real request has gone through every deployment. Stopped on exit."""
-    config = yaml.safe_load((ROOT_DIR / "configs" / "dev.yaml").read_text())
-    port = _free_port()
-    config["http_options"]["port"] = port
-    if change_config is not None:
-        change_config(config)
-    config_path = tmp / "test.yaml"
-    config_path.write_text(yaml.safe_dump(config))
-    log = tmp / "serve.log"
-    env = {**os.environ, "SERVE_APP_API_KEYS": ",".join(API_KEYS)}
-    env.pop("RAY_ADDRESS", None)
-    with open(log, "wb") as log_file:
-        proc = subprocess.Popen(
-            ["serve", "run", str(config_path)],
-            cwd=ROOT_DIR,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    root = f"http://127.0.0.1:{port}"
-    srv = Server(base_url=f"{root}/v1", root_url=root, key=API_KEYS[0], log=log, config_path=config_path)
-    try:
-        _wait_ready(proc, srv)
-        yield srv
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGINT)
-            proc.wait(timeout=60)
-        except (subprocess.TimeoutExpired, ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        subprocess.run(["ray", "stop", "--force"], capture_output=True, timeout=120)
-
-
-def _wait_ready(proc: subprocess.Popen, srv: Server) -> None:
-    """Ready = a real transcription through every deployment answers 200 (replicas load models first)."""
-    probe = wav_bytes(sample_samples()[: 16000 * 2])
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"serve run exited with {proc.returncode}:\n{srv.log.read_text()[-5000:]}")
-        try:
-            # Through every deployment: both ASR models, and the Diarizer.
-            for fields in ({"model": "whisper-base", "diarize": "true"}, {"model": "whisper-tiny.en"}):
-                r = srv.post(data=fields, files={"file": ("probe.wav", probe)}, timeout=60)
-                r.raise_for_status()
-            return
-        except httpx.HTTPError:
-            time.sleep(3)
-    raise RuntimeError(f"the service did not become ready in {STARTUP_TIMEOUT_S}s:\n{srv.log.read_text()[-5000:]}")
-
-
+# --- the real app: serve_app.eval.runner starts it (the benchmarks use it too) ---------------------
 
 
 def kill_replicas(deployment: str, app: str = "speech") -> list[str]:

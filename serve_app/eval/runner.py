@@ -1,0 +1,131 @@
+"""Start the real service (`serve run` on a copy of a Serve config) for tests and benchmarks.
+
+    with running_app(tmp_dir, change_config) as server: ...
+
+A free port, API keys in the environment, ready once a real request has gone through every deployment
+(both ASR models' replicas and, when configured, the Diarizer), stopped (and its Ray cluster) on exit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Optional
+
+import httpx
+import soundfile as sf
+import yaml
+
+from serve_app.eval.diarization import sample_dir
+
+ROOT_DIR = Path(__file__).resolve().parents[2]
+API_KEYS = ["sk-test-key-one", "sk-test-key-two"]
+STARTUP_TIMEOUT_S = 900
+
+
+@dataclass
+class Server:
+    base_url: str  # ends with /v1, as both SDKs want it
+    root_url: str
+    key: str
+    log: Path
+    config_path: Path
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+    def post(self, data=None, files=None, headers=None, path="/audio/transcriptions", timeout=300) -> httpx.Response:
+        """A raw multipart POST; `headers=None` sends this server's key, `{}` sends none."""
+        return httpx.post(
+            f"{self.base_url}{path}",
+            headers=self.headers() if headers is None else headers,
+            data=data or {},
+            files=files,
+            timeout=timeout,
+        )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_app(
+    tmp: Path, change_config: Optional[Callable[[dict], None]] = None, config_file: Path = ROOT_DIR / "configs" / "dev.yaml"
+) -> Iterator[Server]:
+    """`serve run` on a copy of `config_file` (changed by `change_config(config)`), on a free port,
+    with API_KEYS; ready once a real request has gone through every deployment. Stopped on exit."""
+    config = yaml.safe_load(config_file.read_text())
+    port = _free_port()
+    config["http_options"]["port"] = port
+    if change_config is not None:
+        change_config(config)
+    config_path = tmp / "test.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    log = tmp / "serve.log"
+    env = {**os.environ, "SERVE_APP_API_KEYS": ",".join(API_KEYS)}
+    env.pop("RAY_ADDRESS", None)
+    with open(log, "wb") as log_file:
+        proc = subprocess.Popen(
+            ["serve", "run", str(config_path)],
+            cwd=ROOT_DIR,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    root = f"http://127.0.0.1:{port}"
+    srv = Server(base_url=f"{root}/v1", root_url=root, key=API_KEYS[0], log=log, config_path=config_path)
+    try:
+        _wait_ready(proc, srv)
+        yield srv
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGINT)
+            proc.wait(timeout=60)
+        except (subprocess.TimeoutExpired, ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        subprocess.run(["ray", "stop", "--force"], capture_output=True, timeout=120)
+
+
+def _wait_ready(proc: subprocess.Popen, srv: Server) -> None:
+    """Ready = a real transcription through every deployment answers 200 (replicas load models first)."""
+    probe = _probe()
+    config = yaml.safe_load(srv.config_path.read_text())["applications"][0]["args"]
+    requests = [{"model": m["name"]} for m in config["models"]]
+    if config.get("diarization"):
+        requests[0]["diarize"] = "true"
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"serve run exited with {proc.returncode}:\n{srv.log.read_text()[-5000:]}")
+        try:
+            # Through every deployment: every ASR model, and the Diarizer when there is one.
+            for fields in requests:
+                r = srv.post(data=fields, files={"file": ("probe.wav", probe)}, timeout=60)
+                r.raise_for_status()
+            return
+        except httpx.HTTPError:
+            time.sleep(3)
+    raise RuntimeError(f"the service did not become ready in {STARTUP_TIMEOUT_S}s:\n{srv.log.read_text()[-5000:]}")
+
+
+
+
+
+
+def _probe() -> bytes:
+    """2 s of the pyannote sample (speech starts at 6.4 s) as a WAV."""
+    samples, rate = sf.read(sample_dir() / "sample.wav", dtype="int16")
+    buf = io.BytesIO()
+    sf.write(buf, samples[int(6.4 * rate) : int(8.4 * rate)], rate, format="WAV")
+    return buf.getvalue()
