@@ -1,6 +1,6 @@
 """Diarization: evaluate the pipeline (DER, real-time factor, peak memory) and tune the bundled parameters.
 
-    python -m serve_app.eval.diarization evaluate [--out bench/results/diarization.json] [--long-minutes 60]
+    python -m serve_app.eval.diarization evaluate [--out benchmarks/results/diarization.json] [--long-minutes 60]
     python -m serve_app.eval.diarization tune     # rewrites serve_app/backends/bundled_diarization.json
 
 Data: `sample.wav` from the pyannote.audio wheel, and the 30 s AMI excerpts in the pyannote-audio 4.0.7
@@ -274,7 +274,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     for name in ("evaluate", "tune", "long"):
         p = sub.add_parser(name)
         p.add_argument("--data", type=Path, help="the sdist's tests/data folder (default: fetched and cached)")
-    sub.choices["evaluate"].add_argument("--out", type=Path, default=Path("bench/results/diarization.json"))
+    sub.choices["evaluate"].add_argument("--out", type=Path, default=Path("benchmarks/results/diarization.json"))
     sub.choices["evaluate"].add_argument("--long-minutes", type=float, default=60,
                                          help="also diarize a file this long for RTF and peak memory; 0 skips")
     sub.choices["tune"].add_argument("--no-write", dest="write", action="store_false",

@@ -5,7 +5,7 @@ lengths, with and without words. Every request is accounted for; each replica's 
     serve run configs/dev.yaml &
     python -m serve_app.eval.soak [--url http://127.0.0.1:8000] [--requests 300] [--concurrency 16]
 
-Writes bench/results/soak.json (or --out). SERVE_APP_API_KEY is sent as the bearer key when set.
+Writes benchmarks/results/soak.json (or --out). SERVE_APP_API_KEY is sent as the bearer key when set.
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--warmup", type=int, default=60, help="requests before the memory baseline")
-    parser.add_argument("--out", type=Path, default=Path("bench/results/soak.json"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/soak.json"))
     args = parser.parse_args()
     result = run_soak(args.url, args.requests, args.concurrency, os.environ.get("SERVE_APP_API_KEY"),
                       warmup=args.warmup)

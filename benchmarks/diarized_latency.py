@@ -1,7 +1,7 @@
 """Latency of a diarized request against an undiarized one on sample.wav, through the running service.
 
     serve run configs/dev.yaml &             # or any running deployment
-    python bench/diarized_latency.py [--url http://127.0.0.1:8000] [--runs 5] [--out bench/results/diarized_latency.json]
+    python -m benchmarks.diarized_latency [--url http://127.0.0.1:8000] [--runs 5] [--out benchmarks/results/diarized_latency.json]
 
 Requests go one at a time (no queueing), alternating kinds, after one warm-up of each. It also times the
 diarization pipeline alone, in this process, on the same file: if ASR and diarization ran one after the
@@ -53,7 +53,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", default="http://127.0.0.1:8000")
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=Path("bench/results/diarized_latency.json"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/diarized_latency.json"))
     args = parser.parse_args()
     key = os.environ.get("SERVE_APP_API_KEY")
     headers = {"Authorization": f"Bearer {key}"} if key else {}
