@@ -17,6 +17,8 @@ from serve_app.pipeline.types import Audio, DecodeOptions, Transcript, Window, W
 
 logger = logging.getLogger("ray.serve")
 
+BUSY_WAIT_CAP_S = 1.0  # the longest the next batch gathers while one is running
+
 
 @serve.deployment
 class WhisperASR:
@@ -42,11 +44,14 @@ class WhisperASR:
             tag_keys=("model",),
         )
         self._rtf.set_default_tags({"model": model.name})
+        self._idle_wait_s = BatchConfig().batch_wait_timeout_s
+        self._last_batch_s = 0.0
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         cfg = BatchConfig.model_validate(user_config or {})
         self._decode_windows.set_max_batch_size(cfg.max_batch_size)
         self._decode_windows.set_batch_wait_timeout_s(cfg.batch_wait_timeout_s)
+        self._idle_wait_s = cfg.batch_wait_timeout_s
         logger.info("%s: batches of up to %d, wait %.3fs", self.model_name, cfg.max_batch_size, cfg.batch_wait_timeout_s)
 
     async def transcribe(self, audio: Audio, options: DecodeOptions) -> Transcript:
@@ -80,5 +85,17 @@ class WhisperASR:
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.05)
     async def _decode_windows(self, windows: list[Window]) -> list[WindowResult]:
         self._batch_size.observe(len(windows))
-        # The model call blocks for seconds: keep it off the replica's event loop.
-        return await asyncio.to_thread(self.backend.decode, windows)
+        # NOTE: Serve forms the next batch while this one runs, waiting `batch_wait_timeout_s` after its first
+        # window, and that batch cannot start before this one ends anyway. With the idle wait (50 ms) the
+        # windows of a burst that arrive over a few hundred ms split into batches of 2-3; so while the model
+        # is busy, let the next batch gather for up to half this batch's expected length. When the model is
+        # idle, a lone request waits only the configured wait.
+        busy_wait = min(BUSY_WAIT_CAP_S, max(self._idle_wait_s, 0.5 * self._last_batch_s))
+        self._decode_windows.set_batch_wait_timeout_s(busy_wait)
+        started = time.perf_counter()
+        try:
+            # The model call blocks for seconds: keep it off the replica's event loop.
+            return await asyncio.to_thread(self.backend.decode, windows)
+        finally:
+            self._last_batch_s = time.perf_counter() - started
+            self._decode_windows.set_batch_wait_timeout_s(self._idle_wait_s)
