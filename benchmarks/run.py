@@ -1,53 +1,68 @@
-"""Benchmark the service against its own floor and limit (peers: not yet, see benchmarks/README.md).
+"""Benchmark the service against its floor, its limit and its peers, on this machine, in one run.
 
-    python -m benchmarks.run --config configs/dev.yaml --name dev-cpu [--runs 3] [--concurrency 1 4 8 16]
+    python -m benchmarks.run --config configs/dev.yaml --name dev-cpu [--runs 3] [--peers whisper-live ...]
 
-1. In one Python process, before the service starts (so nothing competes for the cores):
-   - floor: the default model, same settings, transcribes the 30 s clip (VAD split + batched decode);
-   - limit: every window of the whole workload handed to the model in large batched calls.
-2. Then the service itself (`serve run` on a copy of the config, on a free port), warmed up, and:
-   - overhead: one request for the 30 s clip through the whole graph, against the floor;
-   - throughput and latency at each concurrency, over a fixed mix of 5 s and 30 s clips (and a 5-minute
-     one with --long): audio seconds per wall second, p50 and p95 latency.
-Each figure is the median of --runs runs, with min and max. Writes benchmarks/results/<name>.{json,md,png}.
+Everything serves the same local model directory (the config's default model, written out once to
+~/.cache/serve_app/models when it is a bundled one), one thing at a time, on 127.0.0.1:
+
+1. In one Python process: the *floor* (the 30 s clip, VAD split + one batched decode) and the *limit*
+   (every window of the load mix handed to the model in batched calls of the ASR's max batch size).
+2. Each peer (benchmarks/peers.py: its own venv, same model, same threads): one 30 s request, then the
+   load mix at each concurrency.
+3. The service (`serve run` on a copy of the config, one replica per deployment): cold start (from
+   `serve run` to the first 200), overhead (one 30 s request against the floor), the load mix at each
+   concurrency plain, with word timestamps and with diarization, then one 60-minute file (wall time,
+   real-time factor, peak memory of each replica).
+
+The load mix: 16 requests (one 5-minute clip, eight 30 s, seven 5 s), started by a pool of `concurrency`
+client threads in a separate process from the servers. Each figure is the median of --runs runs, with
+min and max. Writes benchmarks/results/<name>.{json,md,png}.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
-import itertools
 import json
 import os
 import platform
 import statistics
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Callable
 
+import httpx
 import numpy as np
 import soundfile as sf
 import yaml
 
-from serve_app.config import AppConfig
+from benchmarks.peers import PEERS, start_peer
+from serve_app.config import AppConfig, ModelConfig
 from serve_app.eval.diarization import sample_dir
 from serve_app.eval.runner import running_app
+from serve_app.eval.soak import replica_memory_mb
 
 RESULTS = Path(__file__).resolve().parent / "results"
+MODELS_DIR = Path.home() / ".cache" / "serve_app" / "models"
 RATE = 16_000
+MIX = ["5min"] + ["30s", "5s"] * 7 + ["30s"]
+QUICK_MIX = ["30s", "5s", "30s", "5s"]
+VARIANTS = {
+    "plain": {},
+    "words": {"response_format": "verbose_json", "timestamp_granularities[]": "word"},
+    "diarize": {"response_format": "verbose_json", "diarize": "true"},
+}
+DECODED_MB_PER_HOUR = 3600 * RATE * 4 / 1e6  # float32 mono 16 kHz
+
+Post = Callable[[str, bytes, dict], httpx.Response]
 
 
-def clips(long: bool) -> dict[str, np.ndarray]:
+def clips() -> dict[str, np.ndarray]:
     samples, _ = sf.read(sample_dir() / "sample.wav", dtype="float32")  # (T,) 30 s, speech from 6.4 s
-    out = {"5s": samples[int(6.4 * RATE) : int(11.4 * RATE)], "30s": samples}
-    if long:
-        out["5min"] = np.tile(samples, 10)
-    return out
-
-
-def workload(names: list[str], requests: int) -> list[str]:
-    return list(itertools.islice(itertools.cycle(names), requests))
+    return {"5s": samples[int(6.4 * RATE) : int(11.4 * RATE)], "30s": samples, "5min": np.tile(samples, 10)}
 
 
 def wav(samples: np.ndarray) -> bytes:
@@ -60,11 +75,31 @@ def summary(values: list[float]) -> dict:
     return {"median": round(statistics.median(values), 3), "min": round(min(values), 3), "max": round(max(values), 3)}
 
 
-def in_process(config: AppConfig, audio: dict[str, np.ndarray], jobs: list[str], runs: int, batch: int) -> dict:
+def model_dir(model: ModelConfig) -> Path:
+    """A local directory with the model, the one thing every contender loads."""
+    from serve_app.backends.whisper import BUNDLED
+
+    if model.source not in BUNDLED:
+        return Path(model.source)
+    path, files = BUNDLED[model.source]()
+    if files is None:
+        return Path(path)
+    out = MODELS_DIR / Path(path).name
+    if not (out / "model.bin").exists():
+        out.mkdir(parents=True, exist_ok=True)
+        for name, data in files.items():
+            (out / f"{name}.tmp").write_bytes(data)
+            (out / f"{name}.tmp").rename(out / name)
+    return out
+
+
+# -- one process: floor and limit --
+
+
+def in_process(model: ModelConfig, audio: dict[str, np.ndarray], jobs: list[str], runs: int, batch: int) -> dict:
     from serve_app.backends.whisper import WhisperBackend
     from serve_app.pipeline.types import DecodeOptions
 
-    model = config.resolve_model(config.default_model)
     backend = WhisperBackend(model)
     backend.warmup()
     options = DecodeOptions()
@@ -81,23 +116,111 @@ def in_process(config: AppConfig, audio: dict[str, np.ndarray], jobs: list[str],
         for i in range(0, len(windows), batch):
             backend.decode(windows[i : i + batch])
         limit.append(seconds / (time.perf_counter() - start))
-    return {"model": model.name, "floor_30s_s": summary(floor), "limit_audio_s_per_s": summary(limit)}
+    return {"floor_30s_s": summary(floor), "limit_audio_s_per_s": summary(limit)}
 
 
-def load(server, audio: dict[str, np.ndarray], jobs: list[str], concurrency: int) -> tuple[float, list[float]]:
-    payloads = {name: wav(samples) for name, samples in audio.items()}
+# -- over HTTP: the same measurements for us and for each peer --
 
-    def one(name: str) -> float:
+
+def load(post: Post, payloads: dict[str, bytes], seconds: dict[str, float], jobs: list[str], concurrency: int,
+         fields: dict) -> tuple[float, list[tuple[str, float]]]:
+    def one(name: str) -> tuple[str, float]:
         start = time.perf_counter()
-        r = server.post(files={"file": (f"{name}.wav", payloads[name])}, timeout=900)
-        r.raise_for_status()
-        return time.perf_counter() - start
+        r = post(f"{name}.wav", payloads[name], fields)
+        if r.status_code != 200:
+            raise RuntimeError(f"{r.status_code}: {r.text[:300]}")
+        return name, time.perf_counter() - start
 
     start = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
         latencies = list(pool.map(one, jobs))
     wall = time.perf_counter() - start
-    return sum(len(audio[j]) / RATE for j in jobs) / wall, latencies
+    return sum(seconds[j] for j in jobs) / wall, latencies
+
+
+def p95(values: list[float]) -> float:
+    values = sorted(values)
+    return values[round(0.95 * (len(values) - 1))]
+
+
+def levels(post: Post, audio: dict[str, np.ndarray], jobs: list[str], concurrency: list[int], runs: int,
+           fields: dict) -> dict:
+    payloads = {name: wav(audio[name]) for name in set(jobs)}
+    seconds = {name: len(audio[name]) / RATE for name in payloads}
+    out = {}
+    for c in concurrency:
+        throughput, p50s, p95s, short = [], [], [], []
+        for _ in range(runs):
+            t, lat = load(post, payloads, seconds, jobs, c, fields)
+            throughput.append(t)
+            p50s.append(statistics.median(x for _, x in lat))
+            p95s.append(p95([x for _, x in lat]))
+            short.append(statistics.median(x for name, x in lat if name == "5s"))
+        out[str(c)] = {"audio_s_per_s": summary(throughput), "p50_s": summary(p50s), "p95_s": summary(p95s),
+                       "p50_5s_clip_s": summary(short)}
+        print(f"  c={c}: {out[str(c)]['audio_s_per_s']['median']:.1f} audio s/s, p95 {out[str(c)]['p95_s']['median']:.1f} s",
+              flush=True)
+    return out
+
+
+def single(post: Post, payload: bytes, runs: int) -> dict:
+    for _ in range(2):  # warm-up
+        post("warm.wav", payload, {}).raise_for_status()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        post("30s.wav", payload, {}).raise_for_status()
+        times.append(time.perf_counter() - start)
+    return summary(times)
+
+
+def run_peer(name: str, model: Path, threads: int, batch: int, audio, jobs, args, tmp: Path) -> dict:
+    print(f"peer {name}", flush=True)
+    try:
+        with start_peer(name, model, threads, batch, tmp) as peer:
+            out = {"version": PEERS[name].requirement, "differences": PEERS[name].notes}
+            out["service_30s_s"] = single(peer.post, wav(audio["30s"]), args.runs)
+            out["concurrency"] = levels(peer.post, audio, jobs, args.concurrency, args.runs, {})
+            return out
+    except Exception as exc:  # noqa: BLE001 - a peer that cannot run is reported, not fatal
+        return {"version": PEERS[name].requirement, "error": f"{type(exc).__name__}: {exc}"[:2000]}
+
+
+def long_audio(server, minutes: int) -> dict:
+    """One `minutes`-long file: wall time, RTF, and each replica's resident memory sampled every 0.2 s."""
+    samples, _ = sf.read(sample_dir() / "sample.wav", dtype="float32")
+    payload = wav(np.tile(samples, minutes * 2))
+    baseline = replica_memory_mb()
+    peak = dict(baseline)
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(0.2):
+            for k, v in replica_memory_mb().items():
+                peak[k] = max(peak.get(k, 0.0), v)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    start = time.perf_counter()
+    try:
+        r = server.post(files={"file": ("long.wav", payload)}, timeout=3 * 3600)
+    finally:
+        done.set()
+        watcher.join()
+    wall = time.perf_counter() - start
+    r.raise_for_status()
+    hours = minutes / 60
+    return {
+        "minutes": minutes,
+        "wall_s": round(wall, 1),
+        "rtf": round(wall / (minutes * 60), 4),
+        "replicas": {
+            k: {"before_mb": baseline.get(k), "peak_mb": peak[k],
+                "growth_mb_per_audio_hour": round((peak[k] - baseline.get(k, peak[k])) / hours, 1)}
+            for k in sorted(peak)
+        },
+        "decoded_audio_mb_per_hour": round(DECODED_MB_PER_HOUR, 1),
+    }
 
 
 def main() -> None:
@@ -107,56 +230,63 @@ def main() -> None:
     parser.add_argument("--name", default="dev-cpu")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 8, 16])
-    parser.add_argument("--requests", type=int, default=16, help="requests per concurrency level and run")
-    parser.add_argument("--long", action="store_true", help="add a 5-minute clip to the mix")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--peers", nargs="*", default=list(PEERS), choices=list(PEERS))
+    parser.add_argument("--long-minutes", type=int, default=60, help="0 skips the long file")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 4 short requests per level")
     args = parser.parse_args()
 
     serve_config = yaml.safe_load(args.config.read_text())
-    config = AppConfig.model_validate(serve_config["applications"][0]["args"])
-    asr = next(d for d in serve_config["applications"][0]["deployments"] if d["name"].startswith("WhisperASR"))
-    audio = clips(args.long)
-    jobs = workload(list(audio), args.requests)
+    app = serve_config["applications"][0]
+    config = AppConfig.model_validate(app["args"])
+    model = config.resolve_model(config.default_model)
+    directory = model_dir(model)
+    model = model.model_copy(update={"source": str(directory)})
+    asr = next(d for d in app["deployments"] if d["name"] == model.deployment_name)
+    batch = asr["user_config"]["max_batch_size"]
+    audio = clips()
+    jobs = QUICK_MIX if args.quick else MIX
     result: dict = {
         "name": args.name,
         "config": str(args.config),
         "machine": f"{platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} CPUs",
-        "workload": {"clips": list(audio), "requests_per_level": args.requests, "runs": args.runs},
-        "in_process": in_process(config, audio, jobs, args.runs, asr["user_config"]["max_batch_size"]),
+        "model": {"name": model.name, "dir": str(directory), "compute_type": model.compute_type,
+                  "cpu_threads": model.cpu_threads, "max_batch_size": batch},
+        "workload": {"mix": jobs, "audio_s": sum(len(audio[j]) / RATE for j in jobs), "runs": args.runs},
+        "in_process": in_process(model, audio, jobs, args.runs, batch),
     }
+    print("in process:", result["in_process"], flush=True)
 
-    def one_replica(c: dict) -> None:
-        for d in c["applications"][0]["deployments"]:
-            d["autoscaling_config"].update(min_replicas=1, max_replicas=1)  # the machine, not the autoscaler
+    with tempfile.TemporaryDirectory() as tmp:
+        result["peers"] = {
+            name: run_peer(name, directory, model.cpu_threads, batch, audio, jobs, args, Path(tmp))
+            for name in args.peers
+        }
 
-    with tempfile.TemporaryDirectory() as tmp, running_app(Path(tmp), one_replica, args.config) as server:
-        payload = wav(audio["30s"])
-        for _ in range(2):
-            server.post(files={"file": ("w.wav", payload)}, timeout=900).raise_for_status()  # warm-up
-        single = []
-        for _ in range(args.runs):
-            start = time.perf_counter()
-            server.post(files={"file": ("30s.wav", payload)}, timeout=900).raise_for_status()
-            single.append(time.perf_counter() - start)
-        result["service_30s_s"] = summary(single)
-        result["overhead_ratio"] = round(statistics.median(single) / result["in_process"]["floor_30s_s"]["median"], 3)
-        levels = {}
-        for c in args.concurrency:
-            throughput, p50, p95 = [], [], []
-            for _ in range(args.runs):
-                t, lat = load(server, audio, jobs, c)
-                lat.sort()
-                throughput.append(t)
-                p50.append(statistics.median(lat))
-                p95.append(lat[int(0.95 * (len(lat) - 1))])
-            levels[str(c)] = {"audio_s_per_s": summary(throughput), "p50_s": summary(p50), "p95_s": summary(p95)}
-        result["concurrency"] = levels
-    limit = result["in_process"]["limit_audio_s_per_s"]["median"]
-    for level in result["concurrency"].values():
-        level["fraction_of_limit"] = round(level["audio_s_per_s"]["median"] / limit, 3)
-    first = result["concurrency"][str(args.concurrency[0])]["audio_s_per_s"]["median"]
-    for level in result["concurrency"].values():
-        level["vs_concurrency_1"] = round(level["audio_s_per_s"]["median"] / first, 3)
+        def bench_config(c: dict) -> None:
+            for d in c["applications"][0]["deployments"]:
+                d["autoscaling_config"].update(min_replicas=1, max_replicas=1)  # the machine, not the autoscaler
+            for m in c["applications"][0]["args"]["models"]:
+                if m["name"] == model.name:
+                    m["source"] = str(directory)
 
+        print("service", flush=True)
+        with running_app(Path(tmp), bench_config, args.config) as server:
+            def post(filename: str, payload: bytes, fields: dict) -> httpx.Response:
+                return server.post(data=fields, files={"file": (filename, payload)}, timeout=900)
+
+            ours: dict = {"cold_start_s": round(server.cold_start_s, 1)}
+            ours["service_30s_s"] = single(post, wav(audio["30s"]), args.runs)
+            ours["variants"] = {}
+            for variant in args.variants:
+                print(f" variant {variant}", flush=True)
+                ours["variants"][variant] = levels(post, audio, jobs, args.concurrency, args.runs, VARIANTS[variant])
+            if args.long_minutes:
+                print(" long file", flush=True)
+                ours["long_audio"] = long_audio(server, args.long_minutes)
+            result["service"] = ours
+
+    derive(result)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
     (RESULTS / f"{args.name}.md").write_text(markdown(result))
@@ -164,22 +294,96 @@ def main() -> None:
     print(markdown(result))
 
 
+def derive(r: dict) -> None:
+    """Ratios and the issue's targets, from the medians."""
+    ours = r["service"]
+    limit = r["in_process"]["limit_audio_s_per_s"]["median"]
+    ours["overhead_ratio"] = round(ours["service_30s_s"]["median"] / r["in_process"]["floor_30s_s"]["median"], 3)
+    plain = ours["variants"].get("plain", {})
+    first = next(iter(plain.values()), None)
+    for c, level in plain.items():
+        level["fraction_of_limit"] = round(level["audio_s_per_s"]["median"] / limit, 3)
+        level["vs_concurrency_1"] = round(level["audio_s_per_s"]["median"] / first["audio_s_per_s"]["median"], 3)
+        for name, peer in r["peers"].items():
+            theirs = peer.get("concurrency", {}).get(c)
+            if theirs:
+                level.setdefault("vs_peers", {})[name] = {
+                    "throughput_ratio": round(level["audio_s_per_s"]["median"] / theirs["audio_s_per_s"]["median"], 3),
+                    "p95_ratio": round(level["p95_s"]["median"] / theirs["p95_s"]["median"], 3),
+                }
+    targets = {"overhead_ratio <= 1.10": ours["overhead_ratio"] <= 1.10}
+    if "8" in plain:
+        targets["c=8 >= 0.9 of the limit"] = plain["8"]["fraction_of_limit"] >= 0.9
+        targets["c=8 >= 1.3 x c=1"] = plain["8"]["vs_concurrency_1"] >= 1.3
+    for c, level in plain.items():
+        if int(c) >= 4:
+            for name, v in level.get("vs_peers", {}).items():
+                targets[f"c={c} vs {name}: >= 1.3 x throughput"] = v["throughput_ratio"] >= 1.3
+                targets[f"c={c} vs {name}: <= 0.5 x p95"] = v["p95_ratio"] <= 0.5
+    long = ours.get("long_audio")
+    if long:
+        rtf_30s = ours["service_30s_s"]["median"] / 30
+        long["rtf_30s_clip"] = round(rtf_30s, 4)
+        targets["60-min RTF <= 30 s clip RTF"] = long["rtf"] <= rtf_30s
+    r["targets"] = targets
+
+
 def markdown(r: dict) -> str:
+    ours = r["service"]
+    fl = r["in_process"]["floor_30s_s"]["median"]
     lines = [
         f"## {r['name']} ({r['config']}, {r['machine']})",
         "",
-        f"Overhead: one 30 s request through the graph {r['service_30s_s']['median']:.2f} s vs "
-        f"{r['in_process']['floor_30s_s']['median']:.2f} s in one process: ratio **{r['overhead_ratio']:.2f}**.",
-        f"Limit (all windows in batched calls, one process): "
-        f"{r['in_process']['limit_audio_s_per_s']['median']:.1f} audio s/s.",
+        f"Model {r['model']['name']} ({r['model']['compute_type']}, {r['model']['cpu_threads']} threads, batches of "
+        f"up to {r['model']['max_batch_size']}); load mix {len(r['workload']['mix'])} requests, "
+        f"{r['workload']['audio_s']:.0f} s of audio; medians of {r['workload']['runs']} runs.",
         "",
-        "| concurrency | audio s / wall s (min-max) | of the limit | vs c=1 | p50 s | p95 s |",
-        "|---|---|---|---|---|---|",
+        f"- Overhead: one 30 s request {ours['service_30s_s']['median']:.2f} s through the graph vs {fl:.2f} s in "
+        f"one process: ratio **{ours['overhead_ratio']:.2f}**.",
+        f"- Limit (all windows in batched calls, one process): {r['in_process']['limit_audio_s_per_s']['median']:.1f} audio s/s.",
+        f"- Cold start (`serve run` to the first 200): {ours['cold_start_s']:.0f} s.",
     ]
-    for c, level in r["concurrency"].items():
+    long = ours.get("long_audio")
+    if long:
+        mem = ", ".join(f"{k} {v['before_mb']:.0f}->{v['peak_mb']:.0f} MB ({v['growth_mb_per_audio_hour']:.0f} MB/audio h)"
+                        for k, v in long["replicas"].items() if v.get("before_mb") is not None)
+        lines.append(f"- {long['minutes']}-minute file: {long['wall_s']:.0f} s, RTF {long['rtf']:.3f} (30 s clip: "
+                     f"{long['rtf_30s_clip']:.3f}); replica memory before -> peak: {mem}. Decoded audio: "
+                     f"{long['decoded_audio_mb_per_hour']:.0f} MB per hour.")
+    peers = [n for n, p in r["peers"].items() if "concurrency" in p]
+    head = "| concurrency | audio s / wall s (min-max) | of the limit | vs c=1 | p50 s | p95 s | p50 of 5 s clips |"
+    sep = "|---|---|---|---|---|---|---|"
+    for n in peers:
+        head += f" {n}: audio s/s, p95 s | ours / {n}: throughput, p95 |"
+        sep += "---|---|"
+    lines += ["", "### Plain transcription (json), us against the limit and the peers", "", head, sep]
+    for c, level in ours["variants"].get("plain", {}).items():
         t = level["audio_s_per_s"]
-        lines.append(f"| {c} | {t['median']:.1f} ({t['min']:.1f}-{t['max']:.1f}) | {level['fraction_of_limit']:.2f} | "
-                     f"{level['vs_concurrency_1']:.2f} | {level['p50_s']['median']:.1f} | {level['p95_s']['median']:.1f} |")
+        row = (f"| {c} | {t['median']:.1f} ({t['min']:.1f}-{t['max']:.1f}) | {level['fraction_of_limit']:.2f} | "
+               f"{level['vs_concurrency_1']:.2f} | {level['p50_s']['median']:.1f} | {level['p95_s']['median']:.1f} | "
+               f"{level['p50_5s_clip_s']['median']:.1f} |")
+        for n in peers:
+            theirs = r["peers"][n]["concurrency"][c]
+            v = level["vs_peers"][n]
+            row += (f" {theirs['audio_s_per_s']['median']:.1f}, {theirs['p95_s']['median']:.1f} | "
+                    f"{v['throughput_ratio']:.2f}x, {v['p95_ratio']:.2f}x |")
+        lines.append(row)
+    lines += ["", "### Variants (ours)", "", "| variant | concurrency | audio s / wall s (min-max) | p50 s | p95 s | p50 of 5 s clips |",
+              "|---|---|---|---|---|---|"]
+    for variant, by_c in ours["variants"].items():
+        for c, level in by_c.items():
+            t = level["audio_s_per_s"]
+            lines.append(f"| {variant} | {c} | {t['median']:.1f} ({t['min']:.1f}-{t['max']:.1f}) | "
+                         f"{level['p50_s']['median']:.1f} | {level['p95_s']['median']:.1f} | "
+                         f"{level['p50_5s_clip_s']['median']:.1f} |")
+    lines += ["", "### Peers", ""]
+    for n, p in r["peers"].items():
+        if "error" in p:
+            lines.append(f"- {n} ({p['version']}): **could not run**: {p['error'].splitlines()[0]}")
+        else:
+            lines.append(f"- {n} ({p['version']}): one 30 s request {p['service_30s_s']['median']:.2f} s; {p['differences']}.")
+    lines += ["", "### Targets", ""]
+    lines += [f"- {'met' if ok else '**missed**'}: {name}" for name, ok in r["targets"].items()]
     return "\n".join(lines) + "\n"
 
 
@@ -191,15 +395,22 @@ def plot(r: dict, path: Path) -> None:
         import matplotlib.pyplot as plt
     except ImportError:  # optional: the JSON and the table carry the numbers
         return
-    levels = [int(c) for c in r["concurrency"]]
-    ours = [r["concurrency"][str(c)]["audio_s_per_s"]["median"] for c in levels]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(levels, ours, marker="o", label="serve-app")
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for variant, by_c in r["service"]["variants"].items():
+        xs = [int(c) for c in by_c]
+        ax.plot(xs, [by_c[str(c)]["audio_s_per_s"]["median"] for c in xs], marker="o",
+                linestyle="-" if variant == "plain" else ":", label=f"serve-app ({variant})")
+    for name, peer in r["peers"].items():
+        if "concurrency" in peer:
+            xs = [int(c) for c in peer["concurrency"]]
+            ax.plot(xs, [peer["concurrency"][str(c)]["audio_s_per_s"]["median"] for c in xs], marker="s",
+                    linestyle="--", label=name)
     ax.axhline(r["in_process"]["limit_audio_s_per_s"]["median"], linestyle="--", color="gray", label="in-process limit")
     ax.set_xlabel("concurrent requests")
     ax.set_ylabel("audio seconds per wall second")
-    ax.set_title(r["name"])
-    ax.legend()
+    ax.set_title(f"{r['name']}: {r['machine']}")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 

@@ -37,6 +37,7 @@ class Server:
     key: str
     log: Path
     config_path: Path
+    cold_start_s: float = 0.0  # from `serve run` to the first 200 answer
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.key}"}
@@ -83,10 +84,11 @@ def running_app(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+    started = time.monotonic()
     root = f"http://127.0.0.1:{port}"
     srv = Server(base_url=f"{root}/v1", root_url=root, key=API_KEYS[0], log=log, config_path=config_path)
     try:
-        _wait_ready(proc, srv)
+        srv.cold_start_s = _wait_ready(proc, srv) - started
         yield srv
     finally:
         try:
@@ -97,14 +99,16 @@ def running_app(
         subprocess.run(["ray", "stop", "--force"], capture_output=True, timeout=120)
 
 
-def _wait_ready(proc: subprocess.Popen, srv: Server) -> None:
-    """Ready = a real transcription through every deployment answers 200 (replicas load models first)."""
+def _wait_ready(proc: subprocess.Popen, srv: Server) -> float:
+    """Ready = a real transcription through every deployment answers 200 (replicas load models first).
+    Returns when the first 200 came (time.monotonic())."""
     probe = _probe()
     config = yaml.safe_load(srv.config_path.read_text())["applications"][0]["args"]
     requests = [{"model": m["name"]} for m in config["models"]]
     if config.get("diarization"):
         requests[0]["diarize"] = "true"
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    first_200 = None
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"serve run exited with {proc.returncode}:\n{srv.log.read_text()[-5000:]}")
@@ -113,14 +117,11 @@ def _wait_ready(proc: subprocess.Popen, srv: Server) -> None:
             for fields in requests:
                 r = srv.post(data=fields, files={"file": ("probe.wav", probe)}, timeout=60)
                 r.raise_for_status()
-            return
+                first_200 = first_200 or time.monotonic()
+            return first_200
         except httpx.HTTPError:
             time.sleep(3)
     raise RuntimeError(f"the service did not become ready in {STARTUP_TIMEOUT_S}s:\n{srv.log.read_text()[-5000:]}")
-
-
-
-
 
 
 def _probe() -> bytes:
