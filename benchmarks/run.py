@@ -96,27 +96,33 @@ def model_dir(model: ModelConfig) -> Path:
 # -- one process: floor and limit --
 
 
-def in_process(model: ModelConfig, audio: dict[str, np.ndarray], jobs: list[str], runs: int, batch: int) -> dict:
-    from serve_app.backends.whisper import WhisperBackend
+def floor(backend, samples: np.ndarray) -> float:
+    """Seconds for our backend to transcribe `samples` in this process: VAD split, one batched decode."""
     from serve_app.pipeline.types import DecodeOptions
 
-    backend = WhisperBackend(model)
-    backend.warmup()
-    options = DecodeOptions()
-    floor = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        backend.decode(backend.split(audio["30s"], options))
-        floor.append(time.perf_counter() - start)
-    limit = []
+    start = time.perf_counter()
+    backend.decode(backend.split(samples, DecodeOptions()))
+    return time.perf_counter() - start
+
+
+def in_process(backend, audio: dict[str, np.ndarray], jobs: list[str], runs: int, batch_sizes: list[int]) -> dict:
+    from serve_app.pipeline.types import DecodeOptions
+
+    floors = [floor(backend, audio["30s"]) for _ in range(runs)]
     seconds = sum(len(audio[j]) / RATE for j in jobs)
-    for _ in range(runs):
-        start = time.perf_counter()
-        windows = [w for j in jobs for w in backend.split(audio[j], options)]
-        for i in range(0, len(windows), batch):
-            backend.decode(windows[i : i + batch])
-        limit.append(seconds / (time.perf_counter() - start))
-    return {"floor_30s_s": summary(floor), "limit_audio_s_per_s": summary(limit)}
+    by_size = {}
+    for batch in batch_sizes:
+        limit = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            windows = [w for j in jobs for w in backend.split(audio[j], DecodeOptions())]
+            for i in range(0, len(windows), batch):
+                backend.decode(windows[i : i + batch])
+            limit.append(seconds / (time.perf_counter() - start))
+        by_size[str(batch)] = summary(limit)
+    best = max(by_size, key=lambda b: by_size[b]["median"])
+    return {"floor_30s_s": summary(floors), "limit_audio_s_per_s": by_size[best], "limit_batch_size": int(best),
+            "limit_by_batch_size": by_size}
 
 
 # -- over HTTP: the same measurements for us and for each peer --
@@ -163,8 +169,8 @@ def levels(post: Post, audio: dict[str, np.ndarray], jobs: list[str], concurrenc
     return out
 
 
-def single(post: Post, payload: bytes, runs: int) -> dict:
-    for _ in range(2):  # warm-up
+def single(post: Post, payload: bytes, runs: int, warm: bool = True) -> dict:
+    for _ in range(2 if warm else 0):
         post("warm.wav", payload, {}).raise_for_status()
     times = []
     for _ in range(runs):
@@ -274,8 +280,13 @@ def main() -> None:
         "model": {"name": model.name, "dir": str(directory), "compute_type": model.compute_type,
                   "cpu_threads": model.cpu_threads, "max_batch_size": batch},
         "workload": {"mix": jobs, "audio_s": sum(len(audio[j]) / RATE for j in jobs), "runs": args.runs},
-        "in_process": in_process(model, audio, jobs, args.runs, batch),
     }
+    from serve_app.backends.whisper import WhisperBackend
+
+    backend = WhisperBackend(model)
+    backend.warmup()
+    # The limit is the best of several batch sizes, ours among them: on a CPU a bigger batch is not faster.
+    result["in_process"] = in_process(backend, audio, jobs, args.runs, sorted({batch, 8, 16}))
     print("in process:", result["in_process"], flush=True)
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -301,6 +312,13 @@ def main() -> None:
             # no request is in flight: on 2 cores it is taken from the model's threads.
             ours["idle_cluster_cpu_fraction"] = busy_cpu()
             ours["service_30s_s"] = single(post, wav(audio["30s"]), args.runs)
+            # The floor again, now beside the idle cluster, alternating with requests through the graph:
+            # both then run in the same conditions, and the ratio is the graph's own cost.
+            beside, through = [], []
+            for _ in range(args.runs):
+                beside.append(floor(backend, audio["30s"]))
+                through.append(single(post, wav(audio["30s"]), 1, warm=False)["median"])
+            ours["interleaved"] = {"floor_30s_s": summary(beside), "service_30s_s": summary(through)}
             ours["variants"] = {}
             for variant in args.variants:
                 print(f" variant {variant}", flush=True)
@@ -323,6 +341,8 @@ def derive(r: dict) -> None:
     ours = r["service"]
     limit = r["in_process"]["limit_audio_s_per_s"]["median"]
     ours["overhead_ratio"] = round(ours["service_30s_s"]["median"] / r["in_process"]["floor_30s_s"]["median"], 3)
+    inter = ours["interleaved"]
+    inter["overhead_ratio"] = round(inter["service_30s_s"]["median"] / inter["floor_30s_s"]["median"], 3)
     plain = ours["variants"].get("plain", {})
     first = next(iter(plain.values()), None)
     for c, level in plain.items():
@@ -335,7 +355,10 @@ def derive(r: dict) -> None:
                     "throughput_ratio": round(level["audio_s_per_s"]["median"] / theirs["audio_s_per_s"]["median"], 3),
                     "p95_ratio": round(level["p95_s"]["median"] / theirs["p95_s"]["median"], 3),
                 }
-    targets = {"overhead_ratio <= 1.10": ours["overhead_ratio"] <= 1.10}
+    targets = {
+        "overhead ratio <= 1.10 (floor measured alone, before the cluster starts)": ours["overhead_ratio"] <= 1.10,
+        "overhead ratio <= 1.10 (floor beside the idle cluster, alternating)": inter["overhead_ratio"] <= 1.10,
+    }
     if "8" in plain:
         targets["c=8 >= 0.9 of the limit"] = plain["8"]["fraction_of_limit"] >= 0.9
         targets["c=8 >= 1.3 x c=1"] = plain["8"]["vs_concurrency_1"] >= 1.3
@@ -368,8 +391,13 @@ def markdown(r: dict) -> str:
         f"{r['workload']['audio_s']:.0f} s of audio; medians of {r['workload']['runs']} runs.",
         "",
         f"- Overhead: one 30 s request {ours['service_30s_s']['median']:.2f} s through the graph vs {fl:.2f} s in "
-        f"one process: ratio **{ours['overhead_ratio']:.2f}**.",
-        f"- Limit (all windows in batched calls, one process): {r['in_process']['limit_audio_s_per_s']['median']:.1f} audio s/s.",
+        f"one process with nothing else running: ratio **{ours['overhead_ratio']:.2f}**. Alternating with the "
+        f"same model in this process beside the idle cluster: {ours['interleaved']['service_30s_s']['median']:.2f} s "
+        f"vs {ours['interleaved']['floor_30s_s']['median']:.2f} s, ratio **{ours['interleaved']['overhead_ratio']:.2f}**.",
+        f"- Limit (all windows in batched calls, one process, best batch size: "
+        f"{r['in_process']['limit_batch_size']}): {r['in_process']['limit_audio_s_per_s']['median']:.1f} audio s/s "
+        f"(" + ", ".join(f"batches of {b}: {v['median']:.1f}" for b, v in r['in_process']['limit_by_batch_size'].items())
+        + ").",
         f"- Cold start (`serve run` to the first 200): {ours['cold_start_s']:.0f} s.",
         f"- CPU in use while the service is up and idle (Ray's own processes): "
         f"{100 * ours['idle_cluster_cpu_fraction']:.0f}% of the machine.",

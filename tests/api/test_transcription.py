@@ -190,6 +190,10 @@ def test_batch_settings_change_live(server, tmp_path):
         subprocess.run(["serve", "deploy", str(path)], check=True, capture_output=True, timeout=120, env=env)
 
     data = SAMPLE_WAV.read_bytes()
+    original = next(d["user_config"]["max_batch_size"]
+                    for d in yaml.safe_load(server.config_path.read_text())["applications"][0]["deployments"]
+                    if d["name"] == "WhisperASR-whisper-base")
+    assert original > 1
 
     def burst() -> list[int]:
         with ThreadPoolExecutor(max_workers=6) as pool:
@@ -206,8 +210,30 @@ def test_batch_settings_change_live(server, tmp_path):
             sizes = burst()
         assert sizes and max(sizes) == 1, sizes
     finally:
-        deploy(8)
+        deploy(original)
     deadline = time.monotonic() + 180
     while max(burst()) == 1:
-        assert time.monotonic() < deadline, "max_batch_size did not go back to 8"
+        assert time.monotonic() < deadline, f"max_batch_size did not go back to {original}"
         time.sleep(2)
+
+
+def test_short_request_is_not_held_behind_a_long_file(server):
+    """A long file queues at most one batch of windows at a time, so a short request sent while it runs is
+    answered long before it ends (Serve's batch queue alone is first come, first served)."""
+    samples = sample_samples()
+    long_wav = wav_bytes(np.tile(samples, 10))  # 5 minutes: a dozen windows, three batches of 4 or more
+    short_wav = wav_bytes(samples[int(6.4 * 16000) : int(11.4 * 16000)])
+    finished: dict[str, float] = {}
+
+    def send(name: str, payload: bytes, delay: float) -> None:
+        time.sleep(delay)
+        r = server.post(files={"file": (f"{name}.wav", payload)}, timeout=600)
+        assert r.status_code == 200, r.text
+        finished[name] = time.monotonic()
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        # 3 s: the long file's windows are split and queued by then (VAD of 5 minutes takes well under that).
+        futures = [pool.submit(send, "long", long_wav, 0), pool.submit(send, "short", short_wav, 3)]
+        for f in futures:
+            f.result()
+    assert finished["short"] < finished["long"], finished
