@@ -221,19 +221,25 @@ def test_short_request_is_not_held_behind_a_long_file(server):
     """A long file queues at most one batch of windows at a time, so a short request sent while it runs is
     answered long before it ends (Serve's batch queue alone is first come, first served)."""
     samples = sample_samples()
-    long_wav = wav_bytes(np.tile(samples, 10))  # 5 minutes: a dozen windows, three batches of 4 or more
+    long_wav = wav_bytes(np.tile(samples, 10))  # 5 minutes: a dozen windows, more than one batch
     short_wav = wav_bytes(samples[int(6.4 * 16000) : int(11.4 * 16000)])
     finished: dict[str, float] = {}
+    windows: dict[str, int] = {}
+    batch = next(d["user_config"]["max_batch_size"]
+                 for d in yaml.safe_load(server.config_path.read_text())["applications"][0]["deployments"]
+                 if d["name"] == "WhisperASR-whisper-base")
 
     def send(name: str, payload: bytes, delay: float) -> None:
         time.sleep(delay)
         r = server.post(files={"file": (f"{name}.wav", payload)}, timeout=600)
         assert r.status_code == 200, r.text
         finished[name] = time.monotonic()
+        windows[name] = len(r.headers["x-asr-batch-sizes"].split(","))
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         # 3 s: the long file's windows are split and queued by then (VAD of 5 minutes takes well under that).
         futures = [pool.submit(send, "long", long_wav, 0), pool.submit(send, "short", short_wav, 3)]
         for f in futures:
             f.result()
+    assert windows["long"] > batch, windows  # otherwise the long file fits in one batch and proves nothing
     assert finished["short"] < finished["long"], finished
