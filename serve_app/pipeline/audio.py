@@ -81,7 +81,14 @@ def decode_audio(data: bytes, *, max_duration_s: float) -> Audio:
         raise _too_long(max_duration_s)
     if total == 0:
         raise InvalidRequest("The audio file contains no audio samples.", param="file")
-    samples = np.concatenate(chunks).astype(np.float32) / 32768.0  # (T,)
+    # One step at a time, so that no more than two copies are alive at once (an hour of audio is 115 MB
+    # as int16 and 230 MB as float32; the one-line version held chunks, int16, float32 and the scaled
+    # float32 together: 572 MB of growth for an hour instead of 345).
+    pcm = np.concatenate(chunks)  # (T,) int16
+    chunks.clear()
+    samples = pcm.astype(np.float32)
+    del pcm
+    samples *= 1.0 / 32768.0  # in place; exact, a power of two
     return Audio(samples=samples)
 
 
