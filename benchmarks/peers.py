@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,8 @@ from typing import Callable, Iterator
 
 import httpx
 import yaml
+
+from serve_app.eval.runner import free_port
 
 PEERS_DIR = Path.home() / ".cache" / "serve_app" / "peers"
 LAUNCHERS = Path(__file__).resolve().parent / "launchers"
@@ -65,8 +66,9 @@ def _faster_whisper_server(python: Path, model: Path, port: int, threads: int, b
             "--port", str(port), "--log-level", "warning"]
 
 
-PEERS = {
-    "whisper-live": Peer(
+# By name; each peer's name is also its venv's folder.
+PEERS = {peer.name: peer for peer in (
+    Peer(
         name="whisper-live",
         requirement="whisper-live==0.10.0",
         apt_hint="portaudio19-dev (PyAudio builds against it)",
@@ -76,7 +78,7 @@ PEERS = {
         notes="one request at a time (the REST handler calls the model on the event loop); "
         "no VAD and no temperature fallback (hard-coded), the file decoded sequentially with beam 5",
     ),
-    "faster-whisper-server": Peer(
+    Peer(
         name="faster-whisper-server",
         requirement="faster-whisper-server==0.0.3",
         apt_hint="nothing",
@@ -86,7 +88,7 @@ PEERS = {
         notes="one request at a time (the handler calls the model on the event loop); each file's own "
         "windows batched (BatchedInferencePipeline, VAD, beam 5, temperature fallback)",
     ),
-}
+)}
 
 
 def ensure_venv(peer: Peer) -> Path:
@@ -119,12 +121,6 @@ class PeerServer:
                           timeout=timeout)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def listening_addresses(pid: int) -> set[str]:
     """The local addresses the process's TCP sockets listen on (from /proc), to check loopback only."""
     inodes = set()
@@ -149,7 +145,7 @@ LOOPBACK = {"0100007F", "00000000000000000000000001000000"}  # 127.0.0.1 and ::1
 def start_peer(name: str, model: Path, cpu_threads: int, batch_size: int, log_dir: Path) -> Iterator[PeerServer]:
     peer = PEERS[name]
     python = ensure_venv(peer)
-    port = _free_port()
+    port = free_port()
     log = log_dir / f"{name}.log"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": str(cpu_threads)}
     with open(log, "wb") as out:

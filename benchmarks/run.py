@@ -22,7 +22,6 @@ min and max. Writes benchmarks/results/<name>.{json,md,png}.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import platform
@@ -42,7 +41,7 @@ import yaml
 from benchmarks.peers import PEERS, start_peer
 from serve_app.config import AppConfig, ModelConfig
 from serve_app.eval.diarization import sample_dir
-from serve_app.eval.runner import running_app
+from serve_app.eval.runner import running_app, wav_bytes as wav
 from serve_app.eval.soak import replica_memory_mb
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -63,12 +62,6 @@ Post = Callable[[str, bytes, dict], httpx.Response]
 def clips() -> dict[str, np.ndarray]:
     samples, _ = sf.read(sample_dir() / "sample.wav", dtype="float32")  # (T,) 30 s, speech from 6.4 s
     return {"5s": samples[int(6.4 * RATE) : int(11.4 * RATE)], "30s": samples, "5min": np.tile(samples, 10)}
-
-
-def wav(samples: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    sf.write(buf, samples, RATE, format="WAV", subtype="PCM_16")
-    return buf.getvalue()
 
 
 def summary(values: list[float]) -> dict:
@@ -192,10 +185,9 @@ def run_peer(name: str, model: Path, threads: int, batch: int, audio, jobs, args
         return {"version": PEERS[name].requirement, "error": f"{type(exc).__name__}: {exc}"[:2000]}
 
 
-def one_file(server, minutes: int) -> dict:
+def one_file(server, clip_30s: np.ndarray, minutes: int) -> dict:
     """One `minutes`-long file: wall time, RTF, and each replica's resident memory sampled every 0.2 s."""
-    samples, _ = sf.read(sample_dir() / "sample.wav", dtype="float32")
-    payload = wav(np.tile(samples, minutes * 2))
+    payload = wav(np.tile(clip_30s, minutes * 2))
     baseline = replica_memory_mb()
     peak = dict(baseline)
     done = threading.Event()
@@ -219,13 +211,13 @@ def one_file(server, minutes: int) -> dict:
             "before_mb": baseline, "peak_mb": peak}
 
 
-def long_audio(server, minutes: int) -> dict:
+def long_audio(server, clip_30s: np.ndarray, minutes: int) -> dict:
     """The long file, and a shorter one first: what a replica's peak grows by between the two is what
     the extra length costs (a single file's peak also holds one-off allocator growth, e.g. the first
     batch of a new size). Reported per audio hour, beside the size of the decoded audio itself."""
     reference_minutes = max(1, minutes // 6)
-    ref = one_file(server, reference_minutes)
-    long = one_file(server, minutes)
+    ref = one_file(server, clip_30s, reference_minutes)
+    long = one_file(server, clip_30s, minutes)
     extra_hours = (minutes - reference_minutes) / 60
     long["reference"] = {k: ref[k] for k in ("minutes", "wall_s", "rtf")}
     long["replicas"] = {
@@ -325,7 +317,7 @@ def main() -> None:
                 ours["variants"][variant] = levels(post, audio, jobs, args.concurrency, args.runs, VARIANTS[variant])
             if args.long_minutes:
                 print(" long file", flush=True)
-                ours["long_audio"] = long_audio(server, args.long_minutes)
+                ours["long_audio"] = long_audio(server, audio["30s"], args.long_minutes)
             result["service"] = ours
 
     derive(result)

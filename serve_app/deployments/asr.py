@@ -44,8 +44,9 @@ class WhisperASR:
             tag_keys=("model",),
         )
         self._rtf.set_default_tags({"model": model.name})
-        self._idle_wait_s = BatchConfig().batch_wait_timeout_s
-        self._max_batch_size = BatchConfig().max_batch_size
+        defaults = BatchConfig()  # until reconfigure() brings the deployment's user_config
+        self._idle_wait_s = defaults.batch_wait_timeout_s
+        self._max_batch_size = defaults.max_batch_size
         self._last_batch_s = 0.0
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:

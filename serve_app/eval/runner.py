@@ -53,7 +53,7 @@ class Server:
         )
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -66,7 +66,7 @@ def running_app(
     """`serve run` on a copy of `config_file` (changed by `change_config(config)`), on a free port,
     with API_KEYS; ready once a real request has gone through every deployment. Stopped on exit."""
     config = yaml.safe_load(config_file.read_text())
-    port = _free_port()
+    port = free_port()
     config["http_options"]["port"] = port
     if change_config is not None:
         change_config(config)
@@ -124,9 +124,14 @@ def _wait_ready(proc: subprocess.Popen, srv: Server) -> float:
     raise RuntimeError(f"the service did not become ready in {STARTUP_TIMEOUT_S}s:\n{srv.log.read_text()[-5000:]}")
 
 
+def wav_bytes(samples, rate: int = 16_000) -> bytes:
+    """`samples` (int16 or float) as a 16-bit PCM WAV file."""
+    buf = io.BytesIO()
+    sf.write(buf, samples, rate, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
 def _probe() -> bytes:
     """2 s of the pyannote sample (speech starts at 6.4 s) as a WAV."""
     samples, rate = sf.read(sample_dir() / "sample.wav", dtype="int16")
-    buf = io.BytesIO()
-    sf.write(buf, samples[int(6.4 * rate) : int(8.4 * rate)], rate, format="WAV")
-    return buf.getvalue()
+    return wav_bytes(samples[int(6.4 * rate) : int(8.4 * rate)], rate)

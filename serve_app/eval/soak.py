@@ -11,7 +11,6 @@ Writes benchmarks/results/soak.json (or --out). SERVE_APP_API_KEY is sent as the
 from __future__ import annotations
 
 import argparse
-import io
 import itertools
 import json
 import os
@@ -26,6 +25,7 @@ import httpx
 import soundfile as sf
 
 from serve_app.eval.diarization import sample_dir
+from serve_app.eval.runner import wav_bytes
 
 FORMATS = ["json", "verbose_json", "text", "srt", "vtt"]
 MODELS = ["whisper-base", "whisper-tiny.en"]
@@ -54,12 +54,7 @@ def replica_memory_mb() -> dict[str, float]:
 
 def _clips() -> dict[int, bytes]:
     samples, rate = sf.read(sample_dir() / "sample.wav", dtype="int16")
-    clips = {}
-    for seconds in LENGTHS_S:
-        buf = io.BytesIO()
-        sf.write(buf, samples[: seconds * rate], rate, format="WAV")
-        clips[seconds] = buf.getvalue()
-    return clips
+    return {seconds: wav_bytes(samples[: seconds * rate], rate) for seconds in LENGTHS_S}
 
 
 def run_soak(

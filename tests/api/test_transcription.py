@@ -176,6 +176,12 @@ def test_route_without_v1_prefix(server):
     assert "hello" in r.json()["text"].lower()
 
 
+def _base_batch_size(server) -> int:
+    """whisper-base's `max_batch_size` in the config the test server runs."""
+    deployments = yaml.safe_load(server.config_path.read_text())["applications"][0]["deployments"]
+    return next(d["user_config"]["max_batch_size"] for d in deployments if d["name"] == "WhisperASR-whisper-base")
+
+
 def test_batch_settings_change_live(server, tmp_path):
     """`max_batch_size` is user_config: `serve deploy` changes it in the running replica, no restart."""
     def deploy(max_batch_size: int) -> None:
@@ -190,9 +196,7 @@ def test_batch_settings_change_live(server, tmp_path):
         subprocess.run(["serve", "deploy", str(path)], check=True, capture_output=True, timeout=120, env=env)
 
     data = SAMPLE_WAV.read_bytes()
-    original = next(d["user_config"]["max_batch_size"]
-                    for d in yaml.safe_load(server.config_path.read_text())["applications"][0]["deployments"]
-                    if d["name"] == "WhisperASR-whisper-base")
+    original = _base_batch_size(server)
     assert original > 1
 
     def burst() -> list[int]:
@@ -225,9 +229,7 @@ def test_short_request_is_not_held_behind_a_long_file(server):
     short_wav = wav_bytes(samples[int(6.4 * 16000) : int(11.4 * 16000)])
     finished: dict[str, float] = {}
     windows: dict[str, int] = {}
-    batch = next(d["user_config"]["max_batch_size"]
-                 for d in yaml.safe_load(server.config_path.read_text())["applications"][0]["deployments"]
-                 if d["name"] == "WhisperASR-whisper-base")
+    batch = _base_batch_size(server)
 
     def send(name: str, payload: bytes, delay: float) -> None:
         time.sleep(delay)
