@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from typing import Any
@@ -13,11 +14,10 @@ from ray.serve.metrics import Counter, Histogram
 from serve_app.backends.whisper import WhisperBackend
 from serve_app.config import BatchConfig, ModelConfig
 from serve_app.errors import InvalidRequest
+from serve_app.pipeline.scheduling import DueQueue, due_at
 from serve_app.pipeline.types import Audio, DecodeOptions, Transcript, Window, WindowResult
 
 logger = logging.getLogger("ray.serve")
-
-BUSY_WAIT_CAP_S = 1.0  # the longest the next batch gathers while one is running
 
 
 @serve.deployment
@@ -45,17 +45,20 @@ class WhisperASR:
         )
         self._rtf.set_default_tags({"model": model.name})
         defaults = BatchConfig()  # until reconfigure() brings the deployment's user_config
-        self._idle_wait_s = defaults.batch_wait_timeout_s
         self._max_batch_size = defaults.max_batch_size
-        self._last_batch_s = 0.0
+        self._pace = defaults.pace_s_per_audio_s
+        self._waiting: DueQueue[tuple[Window, asyncio.Future]] = DueQueue()
+        self._handed: set[int] = set()  # windows in Serve's batch queue whose batch has not started
+        self._running = False  # a batch is in the model
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         cfg = BatchConfig.model_validate(user_config or {})
         self._decode_windows.set_max_batch_size(cfg.max_batch_size)
         self._decode_windows.set_batch_wait_timeout_s(cfg.batch_wait_timeout_s)
-        self._idle_wait_s = cfg.batch_wait_timeout_s
         self._max_batch_size = cfg.max_batch_size
-        logger.info("%s: batches of up to %d, wait %.3fs", self.model_name, cfg.max_batch_size, cfg.batch_wait_timeout_s)
+        self._pace = cfg.pace_s_per_audio_s
+        logger.info("%s: batches of up to %d, wait %.3fs, pace %.2f", self.model_name, cfg.max_batch_size,
+                    cfg.batch_wait_timeout_s, cfg.pace_s_per_audio_s)
 
     async def transcribe(self, audio: Audio, options: DecodeOptions) -> Transcript:
         if not self.backend.multilingual:
@@ -65,19 +68,20 @@ class WhisperASR:
                 raise InvalidRequest(f"Model {self.model_name!r} is English-only.", param="language")
         started = time.perf_counter()
         windows = await asyncio.to_thread(self.backend.split, audio.samples, options)
-        # Serve's batch queue is first come, first served: a long file that queued all its windows at once
-        # would hold every short request that arrives after it until the whole file is done (measured:
-        # a 5 s clip sent 2 s after a 5-minute one took 22.4 s instead of 1.8 s). So a request keeps at
-        # most one batch worth of windows queued; a window from a request that arrives later is queued
-        # before the long file's next ones and goes into the next batch. Alone, a long file still fills
-        # every batch.
-        in_flight = asyncio.Semaphore(self._max_batch_size)
-
-        async def decode(window: Window) -> WindowResult:
-            async with in_flight:
-                return await self._decode_windows(window)
-
-        results: list[WindowResult] = list(await asyncio.gather(*(decode(w) for w in windows)))
+        # Windows wait here, not in Serve's batch queue: that queue is first come, first served, and a
+        # 5-minute file that queued its dozen windows there held a 5 s clip sent 2 s later for the whole
+        # file (22.4 s instead of 1.8 s). Each batch takes the windows due first (pipeline/scheduling.py).
+        arrival = time.monotonic()
+        loop = asyncio.get_running_loop()
+        futures = []
+        for window in windows:
+            future = loop.create_future()
+            self._waiting.push(due_at(arrival, window.start + window.duration, self._pace), (window, future))
+            futures.append(future)
+        self._admit()
+        # Cancelled with the request (client gone, timeout): gather cancels the futures, and with them the
+        # windows already handed to the batch queue; the ones still waiting here are skipped by _admit.
+        results: list[WindowResult] = list(await asyncio.gather(*futures))
         # The request's language: what the caller fixed, else what most of its windows were detected as.
         if options.language is not None or not self.backend.multilingual:
             language = options.language if self.backend.multilingual else "en"
@@ -97,20 +101,43 @@ class WhisperASR:
             batch_sizes=[r.batch_size for r in results],
         )
 
+    def _admit(self) -> None:
+        """Hand the windows due first to Serve's batch queue, one batch worth, and only while the model is
+        idle: whatever arrives while a batch runs is still here to be chosen when it ends."""
+        while self._waiting and not self._running and len(self._handed) < self._max_batch_size:
+            window, future = self._waiting.pop()
+            if future.done():  # its request went away
+                continue
+            key = id(window)
+            self._handed.add(key)
+            task = asyncio.ensure_future(self._decode_windows(window))
+            task.add_done_callback(functools.partial(self._settle, key, future))
+            future.add_done_callback(lambda f, task=task: task.cancel() if f.cancelled() else None)
+
+    def _settle(self, key: int, future: asyncio.Future, task: asyncio.Task) -> None:
+        # Serve drops a cancelled window from its batch without telling the batch function: forget it here
+        # too, or it would hold a place in the next batch forever.
+        if key in self._handed:
+            self._handed.discard(key)
+            self._admit()
+        if future.done():
+            return
+        if task.cancelled():
+            future.cancel()
+        elif task.exception() is not None:
+            future.set_exception(task.exception())
+        else:
+            future.set_result(task.result())
+
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.05)
     async def _decode_windows(self, windows: list[Window]) -> list[WindowResult]:
+        self._running = True
+        for window in windows:
+            self._handed.discard(id(window))
         self._batch_size.observe(len(windows))
-        # NOTE: Serve forms the next batch while this one runs, waiting `batch_wait_timeout_s` after its first
-        # window, and that batch cannot start before this one ends anyway. With the idle wait (50 ms) the
-        # windows of a burst that arrive over a few hundred ms split into batches of 2-3; so while the model
-        # is busy, let the next batch gather for up to half this batch's expected length. When the model is
-        # idle, a lone request waits only the configured wait.
-        busy_wait = min(BUSY_WAIT_CAP_S, max(self._idle_wait_s, 0.5 * self._last_batch_s))
-        self._decode_windows.set_batch_wait_timeout_s(busy_wait)
-        started = time.perf_counter()
         try:
             # The model call blocks for seconds: keep it off the replica's event loop.
             return await asyncio.to_thread(self.backend.decode, windows)
         finally:
-            self._last_batch_s = time.perf_counter() - started
-            self._decode_windows.set_batch_wait_timeout_s(self._idle_wait_s)
+            self._running = False
+            self._admit()

@@ -14,12 +14,12 @@ from serve_app.pipeline.types import SAMPLE_RATE, Audio
 
 logger = logging.getLogger(__name__)
 
-# Frames are resampled as they are read, so memory stays at the decoded 16 kHz output plus one frame.
-_RESAMPLER_FRAME_SIZE = 8192
 # A data-chunk size at or above this is a streaming writer's "unknown length", not a claim.
 _STREAMING_PLACEHOLDER = 0x7FFF0000
 # Beyond these, a "recording" is an attack or a broken header: 1 Hz audio would be upsampled 16000-fold.
 MIN_RATE, MAX_RATE, MAX_CHANNELS = 1000, 384_000, 64
+# A header may claim any length up to the limit: reserve at most this much up front, grow past it.
+_MAX_PREALLOCATED_S = 3600
 
 
 def decode_audio(data: bytes, *, max_duration_s: float) -> Audio:
@@ -52,44 +52,56 @@ def decode_audio(data: bytes, *, max_duration_s: float) -> Audio:
             )
         # Cheap early refusal when the container states its length (it may lie: the real
         # check is on the decoded samples below).
+        declared = 0.0
         if stream.duration is not None and stream.time_base is not None:
             declared = float(stream.duration * stream.time_base)
             if declared > max_duration_s * 1.05 + 1:
                 raise _too_long(max_duration_s)
         resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
-        chunks: list[np.ndarray] = []
-        total = 0
+        pcm = _Pcm(expected_s=min(declared, _MAX_PREALLOCATED_S))
         try:
             for frame in _frames(container, stream):
                 frame.pts = None  # NOTE: resampler refuses frames with odd pts; timing is sample-exact anyway
                 for out in resampler.resample(frame):
-                    arr = out.to_ndarray().reshape(-1)  # (n,) int16
-                    chunks.append(arr)
-                    total += arr.shape[0]
-                if total > max_samples:
+                    pcm.append(out.to_ndarray().reshape(-1))
+                if pcm.total > max_samples:
                     raise _too_long(max_duration_s)
             for out in resampler.resample(None):
-                arr = out.to_ndarray().reshape(-1)
-                chunks.append(arr)
-                total += arr.shape[0]
+                pcm.append(out.to_ndarray().reshape(-1))
         except (av.FFmpegError, ValueError, EOFError) as exc:
-            if total == 0:
+            if pcm.total == 0:
                 raise InvalidRequest(_UNDECODABLE, param="file") from None
             # A truncated tail: keep what decoded, as ffmpeg does.
             logger.info("audio stream ended early: %s", exc)
-    if total > max_samples:
+    if pcm.total > max_samples:
         raise _too_long(max_duration_s)
-    if total == 0:
+    if pcm.total == 0:
         raise InvalidRequest("The audio file contains no audio samples.", param="file")
-    # One step at a time, so that no more than two copies are alive at once (an hour of audio is 115 MB
-    # as int16 and 230 MB as float32; the one-line version held chunks, int16, float32 and the scaled
-    # float32 together: 572 MB of growth for an hour instead of 345).
-    pcm = np.concatenate(chunks)  # (T,) int16
-    chunks.clear()
-    samples = pcm.astype(np.float32)
-    del pcm
-    samples *= 1.0 / 32768.0  # in place; exact, a power of two
-    return Audio(samples=samples)
+    return Audio(samples=pcm.finish())
+
+
+class _Pcm:
+    """16 kHz float32 samples, written frame by frame into one array: the decoded audio is never held twice
+    (a list of int16 chunks, then their concatenation, then its float32 copy held 454 MB beyond the upload
+    at the peak for an hour of audio; this holds the 230 MB of float32 and one frame)."""
+
+    def __init__(self, expected_s: float) -> None:
+        # The container's stated length (+1 s) saves regrowing; it may be wrong, so the array still grows.
+        self._buf = np.empty(int(max(expected_s, 0) * SAMPLE_RATE) + SAMPLE_RATE, dtype=np.float32)
+        self.total = 0
+
+    def append(self, frame: np.ndarray) -> None:  # (n,) int16
+        end = self.total + frame.shape[0]
+        if end > self._buf.shape[0]:
+            # realloc: for arrays this large the allocator remaps pages instead of copying them.
+            self._buf.resize(max(end, int(self._buf.shape[0] * 1.5)), refcheck=False)
+        # int16 -> float32 / 32768: exact (a power of two), in place.
+        np.multiply(frame, np.float32(1.0 / 32768.0), out=self._buf[self.total : end])
+        self.total = end
+
+    def finish(self) -> np.ndarray:
+        self._buf.resize(self.total, refcheck=False)  # shrinking in place
+        return self._buf
 
 
 def _check_wav_header(data: bytes) -> None:

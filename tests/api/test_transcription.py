@@ -222,8 +222,9 @@ def test_batch_settings_change_live(server, tmp_path):
 
 
 def test_short_request_is_not_held_behind_a_long_file(server):
-    """A long file queues at most one batch of windows at a time, so a short request sent while it runs is
-    answered long before it ends (Serve's batch queue alone is first come, first served)."""
+    """Each batch takes the windows due first, so a short request sent while a long file runs goes ahead of
+    the file's remaining windows and is answered long before it ends (Serve's batch queue alone is first
+    come, first served)."""
     samples = sample_samples()
     long_wav = wav_bytes(np.tile(samples, 10))  # 5 minutes: a dozen windows, more than one batch
     short_wav = wav_bytes(samples[int(6.4 * 16000) : int(11.4 * 16000)])

@@ -2,11 +2,13 @@ import json
 import pickle
 import re
 
+import numpy as np
 import pytest
 
 from serve_app.errors import APIError, InvalidRequest, PayloadTooLarge, envelope, find_api_error
-from serve_app.pipeline.audio import decode_audio
+from serve_app.pipeline.audio import _Pcm, decode_audio
 from serve_app.pipeline.formatting import render
+from serve_app.pipeline.scheduling import DueQueue, due_at
 from serve_app.pipeline.types import Segment, Transcript, Word
 from serve_app.pipeline.windows import plan_windows
 from tests.support import sample_samples, wav_bytes
@@ -30,6 +32,34 @@ def test_plan_windows_groups_spans_up_to_the_limit():
     assert plan_windows([(0, 250)], 100) == [(0, 100), (100, 200), (200, 250)]
     for start, end in plan_windows([(i * 37, i * 37 + 20) for i in range(50)], 100):
         assert end - start <= 100
+
+
+def _drain(queue: DueQueue) -> list:
+    return [queue.pop() for _ in range(len(queue))]
+
+
+def test_windows_due_first_leave_first():
+    """A 5 s clip sent 2 s after a 5-minute file goes before the file's later windows, not its first ones;
+    pace 0 is first come, first served, each request's windows in order."""
+    def queue(pace: float) -> DueQueue:
+        q: DueQueue = DueQueue()
+        for i in range(10):  # the long file: windows ending at 30, 60, ... 300 s, arrived at t=0
+            q.push(due_at(0.0, 30.0 * (i + 1), pace), f"long{i}")
+        q.push(due_at(2.0, 5.0, pace), "short")
+        return q
+
+    assert _drain(queue(1.0)) == ["short"] + [f"long{i}" for i in range(10)]
+    assert _drain(queue(0.05)) == ["long0", "short"] + [f"long{i}" for i in range(1, 10)]  # due 1.5, 2.25, 3
+    assert _drain(queue(0.0)) == [f"long{i}" for i in range(10)] + ["short"]
+
+
+def test_equal_due_times_keep_arrival_order():
+    q: DueQueue = DueQueue()
+    for name in "abc":
+        q.push(1.0, name)
+    q.push(0.5, "early")
+    assert _drain(q) == ["early", "a", "b", "c"]
+    assert len(q) == 0
 
 
 def test_srt_and_vtt_use_integer_milliseconds():
@@ -70,3 +100,15 @@ def test_decode_limits_and_garbage():
     for bad in (b"", b"not audio" * 100, data[:44]):
         with pytest.raises(InvalidRequest):
             decode_audio(bad, max_duration_s=60)
+
+
+def test_decoder_array_grows_past_the_stated_length():
+    """The decoder writes into one array sized from the container's stated length, which may be missing or
+    wrong: it grows, and every sample is the exact int16 / 32768."""
+    pcm = np.arange(-32768, 32768, 7, dtype=np.int16)
+    buf = _Pcm(expected_s=0)  # room for 1 s
+    for i in range(0, len(pcm), 1000):
+        buf.append(pcm[i : i + 1000])
+    out = buf.finish()
+    assert out.dtype == np.float32 and out.shape == pcm.shape
+    assert np.array_equal(out, pcm.astype(np.float32) / 32768)
