@@ -32,8 +32,12 @@ MODELS = ["whisper-base", "whisper-tiny.en"]
 LENGTHS_S = [3, 10, 30]
 
 
-def replica_memory_mb() -> dict[str, float]:
-    """Resident memory of every Ray Serve replica process on this machine, by its process title."""
+def replica_memory_mb(private: bool = False) -> dict[str, float]:
+    """Resident memory of every Ray Serve replica process on this machine, by its process title.
+
+    `private`: without the shared-memory pages it has touched (RssShmem), which are Ray's object store:
+    a replica that writes a 100 MB result there shows it in its RSS until the store reuses the pages.
+    """
     out: dict[str, float] = {}
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -43,12 +47,14 @@ def replica_memory_mb() -> dict[str, float]:
             if "ServeReplica:" not in title:
                 continue
             name = title.split("ServeReplica:", 1)[1].split()[0]
-            rss_kb = next(int(line.split()[1]) for line in (proc / "status").read_text().splitlines()
-                          if line.startswith("VmRSS:"))
-        except (OSError, StopIteration, IndexError):
+            status = dict(line.split(":", 1) for line in (proc / "status").read_text().splitlines() if ":" in line)
+            kb = int(status["VmRSS"].split()[0])
+            if private:
+                kb -= int(status["RssShmem"].split()[0])
+        except (OSError, KeyError, IndexError, ValueError):
             continue
         key = name if name not in out else f"{name}#{proc.name}"
-        out[key] = round(rss_kb / 1024, 1)
+        out[key] = round(kb / 1024, 1)
     return out
 
 
