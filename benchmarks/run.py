@@ -22,6 +22,7 @@ min and max. Writes benchmarks/results/<name>.{json,md,png}.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -143,20 +144,23 @@ def p95(values: list[float]) -> float:
 
 
 def levels(post: Post, audio: dict[str, np.ndarray], jobs: list[str], concurrency: list[int], runs: int,
-           fields: dict) -> dict:
+           fields: dict, probe: Callable[[], float]) -> dict:
+    """`probe`: the floor, in this process, before each level: how fast the host is at that moment (it is
+    shared, and its speed drifts between the phases of one run)."""
     payloads = {name: wav(audio[name]) for name in set(jobs)}
     seconds = {name: len(audio[name]) / RATE for name in payloads}
     out = {}
     for c in concurrency:
-        throughput, p50s, p95s, short = [], [], [], []
+        throughput, p50s, p95s, short, probes = [], [], [], [], []
         for _ in range(runs):
+            probes.append(probe())
             t, lat = load(post, payloads, seconds, jobs, c, fields)
             throughput.append(t)
             p50s.append(statistics.median(x for _, x in lat))
             p95s.append(p95([x for _, x in lat]))
             short.append(statistics.median(x for name, x in lat if name == "5s"))
         out[str(c)] = {"audio_s_per_s": summary(throughput), "p50_s": summary(p50s), "p95_s": summary(p95s),
-                       "p50_5s_clip_s": summary(short)}
+                       "p50_5s_clip_s": summary(short), "probe_floor_30s_s": summary(probes)}
         print(f"  c={c}: {out[str(c)]['audio_s_per_s']['median']:.1f} audio s/s, p95 {out[str(c)]['p95_s']['median']:.1f} s",
               flush=True)
     return out
@@ -173,13 +177,13 @@ def single(post: Post, payload: bytes, runs: int, warm: bool = True) -> dict:
     return summary(times)
 
 
-def run_peer(name: str, model: Path, threads: int, batch: int, audio, jobs, args, tmp: Path) -> dict:
+def run_peer(name: str, model: Path, threads: int, batch: int, audio, jobs, args, tmp: Path, probe) -> dict:
     print(f"peer {name}", flush=True)
     try:
         with start_peer(name, model, threads, batch, tmp) as peer:
             out = {"version": PEERS[name].requirement, "differences": PEERS[name].notes}
             out["service_30s_s"] = single(peer.post, wav(audio["30s"]), args.runs)
-            out["concurrency"] = levels(peer.post, audio, jobs, args.concurrency, args.runs, {})
+            out["concurrency"] = levels(peer.post, audio, jobs, args.concurrency, args.runs, {}, probe)
             return out
     except Exception as exc:  # noqa: BLE001 - a peer that cannot run is reported, not fatal
         return {"version": PEERS[name].requirement, "error": f"{type(exc).__name__}: {exc}"[:2000]}
@@ -288,11 +292,12 @@ def main() -> None:
     backend.warmup()
     # The limit is the best of several batch sizes, ours among them: on a CPU a bigger batch is not faster.
     result["in_process"] = in_process(backend, audio, jobs, args.runs, sorted({batch, 8, 16}))
+    probe = functools.partial(floor, backend, audio["30s"])
     print("in process:", result["in_process"], flush=True)
 
     with tempfile.TemporaryDirectory() as tmp:
         result["peers"] = {
-            name: run_peer(name, directory, model.cpu_threads, batch, audio, jobs, args, Path(tmp))
+            name: run_peer(name, directory, model.cpu_threads, batch, audio, jobs, args, Path(tmp), probe)
             for name in args.peers
         }
 
@@ -323,7 +328,8 @@ def main() -> None:
             ours["variants"] = {}
             for variant in args.variants:
                 print(f" variant {variant}", flush=True)
-                ours["variants"][variant] = levels(post, audio, jobs, args.concurrency, args.runs, VARIANTS[variant])
+                ours["variants"][variant] = levels(post, audio, jobs, args.concurrency, args.runs, VARIANTS[variant],
+                                                   probe)
             if args.long_minutes:
                 print(" long file", flush=True)
                 ours["long_audio"] = long_audio(server, audio["30s"], args.long_minutes)
@@ -376,7 +382,7 @@ def derive(r: dict) -> None:
         # The decoder must hold the upload (16-bit PCM here: half the decoded size) beside the decoded audio.
         allowed = 1.5 * long["decoded_audio_mb_per_hour"]
         for kind, field in (("RSS", "mb_per_audio_hour"), ("private memory", "private_mb_per_audio_hour")):
-            grown = [v[field] for v in long["replicas"].values() if v.get("reference_peak_mb") and v[field] is not None]
+            grown = [v[field] for v in long["replicas"].values() if v.get("reference_peak_mb") and v.get(field) is not None]
             targets[f"60-min: every replica's peak {kind} grows <= {allowed:.0f} MB per audio hour "
                     f"(decoded audio + upload)"] = max(grown, default=0) <= allowed
     r["targets"] = targets
@@ -419,21 +425,22 @@ def markdown(r: dict) -> str:
                      f"replica touched): {mem}. The decoded audio itself is "
                      f"{long['decoded_audio_mb_per_hour']:.0f} MB per hour (float32, 16 kHz).")
     peers = [n for n, p in r["peers"].items() if "concurrency" in p]
-    head = "| concurrency | audio s / wall s (min-max) | of the limit | vs c=1 | p50 s | p95 s | p50 of 5 s clips |"
-    sep = "|---|---|---|---|---|---|---|"
+    head = ("| concurrency | audio s / wall s (min-max) | of the limit | vs c=1 | p50 s | p95 s | p50 of 5 s clips "
+            "| host: floor s |")
+    sep = "|---|---|---|---|---|---|---|---|"
     for n in peers:
-        head += f" {n}: audio s/s, p95 s | ours / {n}: throughput, p95 |"
+        head += f" {n}: audio s/s, p95 s, host: floor s | ours / {n}: throughput, p95 |"
         sep += "---|---|"
     lines += ["", "### Plain transcription (json), us against the limit and the peers", "", head, sep]
     for c, level in ours["variants"].get("plain", {}).items():
         t = level["audio_s_per_s"]
         row = (f"| {c} | {t['median']:.1f} ({t['min']:.1f}-{t['max']:.1f}) | {level['fraction_of_limit']:.2f} | "
                f"{level['vs_concurrency_1']:.2f} | {level['p50_s']['median']:.1f} | {level['p95_s']['median']:.1f} | "
-               f"{level['p50_5s_clip_s']['median']:.1f} |")
+               f"{level['p50_5s_clip_s']['median']:.1f} | {_probe(level)} |")
         for n in peers:
             theirs = r["peers"][n]["concurrency"][c]
             v = level["vs_peers"][n]
-            row += (f" {theirs['audio_s_per_s']['median']:.1f}, {theirs['p95_s']['median']:.1f} | "
+            row += (f" {theirs['audio_s_per_s']['median']:.1f}, {theirs['p95_s']['median']:.1f}, {_probe(theirs)} | "
                     f"{v['throughput_ratio']:.2f}x, {v['p95_ratio']:.2f}x |")
         lines.append(row)
     lines += ["", "### Variants (ours)", "", "| variant | concurrency | audio s / wall s (min-max) | p50 s | p95 s | p50 of 5 s clips |",
@@ -453,6 +460,11 @@ def markdown(r: dict) -> str:
     lines += ["", "### Targets", ""]
     lines += [f"- {'met' if ok else '**missed**'}: {name}" for name, ok in r["targets"].items()]
     return "\n".join(lines) + "\n"
+
+
+def _probe(level: dict) -> str:
+    p = level.get("probe_floor_30s_s")
+    return f"{p['median']:.2f}" if p else "-"
 
 
 def plot(r: dict, path: Path) -> None:
