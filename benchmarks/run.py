@@ -43,7 +43,7 @@ from benchmarks.peers import PEERS, start_peer
 from serve_app.config import AppConfig, ModelConfig
 from serve_app.eval.diarization import sample_dir
 from serve_app.eval.runner import running_app, wav_bytes as wav
-from serve_app.eval.soak import replica_memory_mb
+from serve_app.eval.soak import replica_memory
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MODELS_DIR = Path.home() / ".cache" / "serve_app" / "models"
@@ -193,16 +193,15 @@ def one_file(server, clip_30s: np.ndarray, minutes: int) -> dict:
     """One `minutes`-long file: wall time, RTF, and each replica's peak memory sampled every 0.2 s: resident
     (RSS) and private (RSS without the pages of Ray's shared-memory object store the replica touched)."""
     payload = wav(np.tile(clip_30s, minutes * 2))
-    baseline = replica_memory_mb()
-    peak = {"rss": dict(baseline), "private": replica_memory_mb(private=True)}
+    baseline = replica_memory()
+    peak = {kind: {k: v[kind] for k, v in baseline.items()} for kind in ("rss", "private")}
     done = threading.Event()
 
     def watch() -> None:
         while not done.wait(0.2):
-            for kind in peak:
-                for k, v in replica_memory_mb(private=kind == "private").items():
-                    k = replica_name(k)
-                    peak[kind][k] = max(peak[kind].get(k, 0.0), v)
+            for k, v in replica_memory().items():
+                for kind in peak:
+                    peak[kind][k] = max(peak[kind].get(k, 0.0), v[kind])
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
@@ -215,13 +214,7 @@ def one_file(server, clip_30s: np.ndarray, minutes: int) -> dict:
     wall = time.perf_counter() - start
     r.raise_for_status()
     return {"minutes": minutes, "wall_s": round(wall, 1), "rtf": round(wall / (minutes * 60), 4),
-            "before_mb": baseline, "peak_mb": peak}
-
-
-def replica_name(title: str) -> str:
-    """Ray retitles a replica's process with the method it runs ("speech:Ingress.handle_request_with_rejection"):
-    one replica, one key."""
-    return title.split(".", 1)[0]
+            "before_mb": {k: v["rss"] for k, v in baseline.items()}, "peak_mb": peak}
 
 
 def long_audio(server, clip_30s: np.ndarray, minutes: int) -> dict:
@@ -241,7 +234,7 @@ def long_audio(server, clip_30s: np.ndarray, minutes: int) -> dict:
         k: {"before_mb": long["before_mb"].get(k), "peak_mb": v, "reference_peak_mb": ref["peak_mb"]["rss"].get(k),
             "mb_per_audio_hour": per_hour("rss", k),
             "private_peak_mb": long["peak_mb"]["private"].get(k),
-            "private_mb_per_audio_hour": per_hour("private", k) if k in long["peak_mb"]["private"] else None}
+            "private_mb_per_audio_hour": per_hour("private", k)}
         for k, v in sorted(long["peak_mb"]["rss"].items())
     }
     long.pop("before_mb")

@@ -32,13 +32,11 @@ MODELS = ["whisper-base", "whisper-tiny.en"]
 LENGTHS_S = [3, 10, 30]
 
 
-def replica_memory_mb(private: bool = False) -> dict[str, float]:
-    """Resident memory of every Ray Serve replica process on this machine, by its process title.
-
-    `private`: without the shared-memory pages it has touched (RssShmem), which are Ray's object store:
-    a replica that writes a 100 MB result there shows it in its RSS until the store reuses the pages.
-    """
-    out: dict[str, float] = {}
+def replica_memory() -> dict[str, dict[str, float]]:
+    """Memory of every Ray Serve replica process on this machine, in MB, by replica: `rss` (resident) and
+    `private` (without the shared-memory pages it has touched, RssShmem: those are Ray's object store, and a
+    replica that writes a 100 MB result there shows it in its RSS until the store reuses the pages)."""
+    out: dict[str, dict[str, float]] = {}
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
@@ -46,16 +44,22 @@ def replica_memory_mb(private: bool = False) -> dict[str, float]:
             title = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             if "ServeReplica:" not in title:
                 continue
-            name = title.split("ServeReplica:", 1)[1].split()[0]
+            # Ray retitles the process with the method it runs ("speech:Ingress.handle_request_with_rejection"):
+            # one replica, one name.
+            name = title.split("ServeReplica:", 1)[1].split()[0].split(".", 1)[0]
             status = dict(line.split(":", 1) for line in (proc / "status").read_text().splitlines() if ":" in line)
-            kb = int(status["VmRSS"].split()[0])
-            if private:
-                kb -= int(status["RssShmem"].split()[0])
+            rss_kb = int(status["VmRSS"].split()[0])
+            shared_kb = int(status["RssShmem"].split()[0])
         except (OSError, KeyError, IndexError, ValueError):
             continue
         key = name if name not in out else f"{name}#{proc.name}"
-        out[key] = round(kb / 1024, 1)
+        out[key] = {"rss": round(rss_kb / 1024, 1), "private": round((rss_kb - shared_kb) / 1024, 1)}
     return out
+
+
+def replica_memory_mb() -> dict[str, float]:
+    """Resident memory (RSS) of every Ray Serve replica process on this machine, by replica."""
+    return {k: v["rss"] for k, v in replica_memory().items()}
 
 
 def _clips() -> dict[int, bytes]:
