@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import tempfile
 import threading
 import time
@@ -243,6 +244,18 @@ def long_audio(server, clip_30s: np.ndarray, minutes: int) -> dict:
     return long
 
 
+def machine() -> str:
+    """CPU count, and the GPUs nvidia-smi sees (if any)."""
+    out = f"{platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} CPUs"
+    try:
+        gpus = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
+                              text=True, timeout=30).stdout.split("\n")
+    except (OSError, subprocess.TimeoutExpired):
+        return out
+    gpus = [g.strip() for g in gpus if g.strip()]
+    return out + (f", {len(gpus)} x {gpus[0]}" if gpus else "")
+
+
 def busy_cpu(seconds: float = 10) -> float:
     """The fraction of the machine's CPU time in use over `seconds` (from /proc/stat)."""
     def sample() -> tuple[int, int]:
@@ -281,7 +294,7 @@ def main() -> None:
     result: dict = {
         "name": args.name,
         "config": str(args.config),
-        "machine": f"{platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} CPUs",
+        "machine": machine(),
         "model": {"name": model.name, "dir": str(directory), "compute_type": model.compute_type,
                   "cpu_threads": model.cpu_threads, "max_batch_size": batch},
         "workload": {"mix": jobs, "audio_s": sum(len(audio[j]) / RATE for j in jobs), "runs": args.runs},
@@ -290,10 +303,14 @@ def main() -> None:
 
     backend = WhisperBackend(model)
     backend.warmup()
-    # The limit is the best of several batch sizes, ours among them: on a CPU a bigger batch is not faster.
-    result["in_process"] = in_process(backend, audio, jobs, args.runs, sorted({batch, 8, 16}))
+    # The limit is the best of several batch sizes, ours among them: on a CPU a bigger batch is not faster;
+    # on a GPU it is, up to a point.
+    sizes = {batch, 8, 16} | ({32, 64} if model.device == "cuda" else set())
+    result["in_process"] = in_process(backend, audio, jobs, args.runs, sorted(sizes))
     probe = functools.partial(floor, backend, audio["30s"])
     print("in process:", result["in_process"], flush=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    partial = RESULTS / f"{args.name}.partial.json"
 
     with tempfile.TemporaryDirectory() as tmp:
         result["peers"] = {
@@ -330,13 +347,15 @@ def main() -> None:
                 print(f" variant {variant}", flush=True)
                 ours["variants"][variant] = levels(post, audio, jobs, args.concurrency, args.runs, VARIANTS[variant],
                                                    probe)
+                # What is measured so far survives a run that is stopped or fails later (a long run's hours).
+                partial.write_text(json.dumps({**result, "service": ours}, indent=2) + "\n")
             if args.long_minutes:
                 print(" long file", flush=True)
                 ours["long_audio"] = long_audio(server, audio["30s"], args.long_minutes)
             result["service"] = ours
 
     derive(result)
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    partial.unlink(missing_ok=True)
     (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
     (RESULTS / f"{args.name}.md").write_text(markdown(result))
     plot(result, RESULTS / f"{args.name}.png")

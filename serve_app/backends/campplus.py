@@ -105,8 +105,11 @@ class CamPlusPlusEmbedding(Model):
 
     @property
     def _network(self):
+        # The frozen graph is fused for the CPU (MKLDNN ops, no CUDA kernels): once the pipeline has moved
+        # the module to a GPU, the module itself runs there.
         fast = self.__dict__.get("_fast")
-        return fast if fast is not None else self.campplus
+        on_cpu = next(self.campplus.parameters()).device.type == "cpu"
+        return fast if fast is not None and on_cpu else self.campplus
 
     @property
     def dimension(self) -> int:

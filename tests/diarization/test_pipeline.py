@@ -90,3 +90,13 @@ def test_config_overrides_parameters(sample):
     config = DiarizationConfig(parameters={"clustering": {"threshold": 0.05, "min_cluster_size": 1}})
     split = PyannoteDiarizer(load_pipeline(config))
     assert len({t.speaker for t in split(sample.samples).turns}) > 2
+
+
+def test_the_cpu_fused_cam_graph_is_left_behind_when_the_module_moves_off_the_cpu():
+    # The frozen graph holds MKLDNN ops with no CUDA kernels: on a GPU (configs/gpu-embedded.yaml) every
+    # diarize request failed with "Could not run 'aten::to_mkldnn' ... 'CUDA' backend" until the module
+    # itself ran there. "meta" stands in for the GPU that CI does not have.
+    embedding = CamPlusPlusEmbedding.from_bundled().freeze()
+    assert embedding._network is embedding.__dict__["_fast"]
+    embedding.to("meta")
+    assert embedding._network is embedding.campplus
