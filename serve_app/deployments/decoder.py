@@ -33,4 +33,4 @@ class AudioDecoder:
                 connect_timeout_s=self.fetch.connect_timeout_s,
                 total_timeout_s=self.fetch.total_timeout_s,
             )
-        return decode_audio(data or b"", max_duration_s=self.limits.max_duration_s)
+        return decode_audio(b"" if data is None else data, max_duration_s=self.limits.max_duration_s)

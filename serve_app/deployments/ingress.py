@@ -7,6 +7,7 @@ import logging
 import uuid
 from typing import Optional
 
+import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from ray import serve
@@ -105,7 +106,7 @@ async def _source(value: Optional[object], limit: int) -> AudioSource:
         data = await value.read(limit + 1)
         if len(data) > limit:
             raise _upload_too_large(limit)
-        return AudioSource(data=data, filename=value.filename)
+        return AudioSource(data=np.frombuffer(data, dtype=np.uint8), filename=value.filename)
     text = str(value).strip()
     if text.lower().startswith(("http://", "https://")):
         return AudioSource(url=text)

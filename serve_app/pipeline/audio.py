@@ -22,18 +22,20 @@ MIN_RATE, MAX_RATE, MAX_CHANNELS = 1000, 384_000, 64
 _MAX_PREALLOCATED_S = 3600
 
 
-def decode_audio(data: bytes, *, max_duration_s: float) -> Audio:
-    """Decode `data` (any container/codec FFmpeg knows) to 16 kHz mono float32.
+def decode_audio(data: bytes | memoryview | np.ndarray, *, max_duration_s: float) -> Audio:
+    """Decode `data` (the file's bytes, or a uint8 array over them; any container/codec FFmpeg knows) to
+    16 kHz mono float32. The file is read where it lies, not copied.
 
     Raises InvalidRequest (400) for empty or undecodable input, UnsupportedMedia (415) for a
     container without an audio stream, PayloadTooLarge (413) past `max_duration_s`.
     """
-    if not data:
+    view = memoryview(data).cast("B")
+    if not len(view):
         raise InvalidRequest("The audio file is empty.", param="file")
-    _check_wav_header(data)
+    _check_wav_header(view)
     max_samples = int(max_duration_s * SAMPLE_RATE)
     try:
-        container = av.open(io.BytesIO(data), mode="r", metadata_errors="ignore")
+        container = av.open(_BufferFile(view), mode="r", metadata_errors="ignore")
     except (av.FFmpegError, ValueError, EOFError):
         raise InvalidRequest(_UNDECODABLE, param="file") from None
     with container:
@@ -104,16 +106,53 @@ class _Pcm:
         return self._buf
 
 
-def _check_wav_header(data: bytes) -> None:
+class _BufferFile(io.RawIOBase):
+    """A read-only, seekable file over a buffer that it does not copy. (`io.BytesIO` copies anything
+    but `bytes`, such as the upload's array, which lies in Ray's shared-memory object store.)"""
+
+    def __init__(self, view: memoryview) -> None:
+        self._view = view
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:  # what PyAV calls: one copy of a small piece
+        end = len(self._view) if size is None or size < 0 else self._pos + size
+        chunk = bytes(self._view[self._pos : end])
+        self._pos += len(chunk)
+        return chunk
+
+    def readinto(self, buffer) -> int:
+        chunk = self._view[self._pos : self._pos + len(buffer)]
+        buffer[: len(chunk)] = chunk
+        self._pos += len(chunk)
+        return len(chunk)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._view)}[whence]
+        if base + offset < 0:
+            raise ValueError("negative seek position")
+        self._pos = base + offset
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+
+def _check_wav_header(data: memoryview) -> None:
     """Refuse a WAV whose data chunk claims more bytes than the file holds: a truncated upload or a
     lying header. (FFmpeg clamps the size silently.) Writers that stream to a pipe cannot know the size
     and put a placeholder there: 0, 0xFFFFFFFF (ffmpeg, sox), 0x7FFFF000 (espeak-ng) and the like; those
     are read as "unknown" and decoded as far as the data goes, under the duration cap."""
-    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+    if len(data) < 12 or bytes(data[:4]) != b"RIFF" or bytes(data[8:12]) != b"WAVE":
         return
     pos = 12
     while pos + 8 <= len(data):
-        chunk_id, size = data[pos : pos + 4], struct.unpack_from("<I", data, pos + 4)[0]
+        chunk_id, size = bytes(data[pos : pos + 4]), struct.unpack_from("<I", data, pos + 4)[0]
         if chunk_id == b"data":
             available = len(data) - (pos + 8)
             if 0 < size < _STREAMING_PLACEHOLDER and size > available + 1:

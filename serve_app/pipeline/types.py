@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
 import numpy as np
 
@@ -27,7 +27,10 @@ class Audio:
 class AudioSource:
     """What the client sent as `file`: uploaded bytes or a URL for the service to fetch."""
 
-    data: Optional[bytes] = None
+    # An upload travels as a read-only uint8 array over the bytes: Ray hands a large array to the decoder as
+    # a view of its shared-memory object store, where `bytes` would be copied into the decoder's heap (one
+    # more copy of the file per request in flight: 115 MB for an hour of 16 kHz WAV).
+    data: Optional[Union[bytes, np.ndarray]] = None
     url: Optional[str] = None
     filename: Optional[str] = None
 

@@ -1,6 +1,7 @@
 import json
 import pickle
 import re
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from serve_app.pipeline.formatting import render
 from serve_app.pipeline.scheduling import DueQueue, due_at
 from serve_app.pipeline.types import Segment, Transcript, Word
 from serve_app.pipeline.windows import plan_windows
-from tests.support import sample_samples, wav_bytes
+from tests.support import encode, sample_samples, wav_bytes
 
 
 def seg(start, end, text, words=()):
@@ -112,3 +113,26 @@ def test_decoder_array_grows_past_the_stated_length():
     out = buf.finish()
     assert out.dtype == np.float32 and out.shape == pcm.shape
     assert np.array_equal(out, pcm.astype(np.float32) / 32768)
+
+
+@pytest.mark.parametrize("container,codec", [("wav", "pcm_s16le"), ("mp3", "libmp3lame"), ("flac", "flac"),
+                                             ("mp4", "aac"), ("ogg", "libopus")])
+def test_decode_reads_an_array_view_like_bytes(container, codec):
+    # Uploads reach the decoder as a read-only uint8 array (Ray's shared memory): the same samples as bytes,
+    # for containers that need seeking too (mp4's index).
+    data = encode(sample_samples()[: 10 * 16000], container, codec, 48000 if codec == "libopus" else 16000, "mono")
+    view = np.frombuffer(data, dtype=np.uint8)
+    view.flags.writeable = False
+    assert np.array_equal(decode_audio(view, max_duration_s=60).samples, decode_audio(data, max_duration_s=60).samples)
+
+
+def test_decode_does_not_copy_the_file():
+    data = np.frombuffer(wav_bytes(np.tile(sample_samples(), 10)), dtype=np.uint8)  # 5 min: 9.6 MB
+    tracemalloc.start()
+    try:
+        samples = decode_audio(data, max_duration_s=600).samples
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # The decoded float32 array is twice the 16-bit file; a copy of the file would add another half of it.
+    assert peak < samples.nbytes + data.nbytes / 4, (peak, samples.nbytes, data.nbytes)
