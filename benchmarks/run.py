@@ -124,19 +124,24 @@ def in_process(backend, audio: dict[str, np.ndarray], jobs: list[str], runs: int
 
 
 def load(post: Post, payloads: dict[str, bytes], seconds: dict[str, float], jobs: list[str], concurrency: int,
-         fields: dict) -> tuple[float, list[tuple[str, float]]]:
+         fields: dict) -> tuple[float, list[tuple[str, float]], int]:
+    """Audio seconds per wall second, each request's latency, and the largest ASR batch any window was
+    decoded in (our `X-ASR-Batch-Sizes` header; 0 for a peer)."""
+    batches = [0]
+
     def one(name: str) -> tuple[str, float]:
         start = time.perf_counter()
         r = post(f"{name}.wav", payloads[name], fields)
         if r.status_code != 200:
             raise RuntimeError(f"{r.status_code}: {r.text[:300]}")
+        batches.extend(int(b) for b in r.headers.get("x-asr-batch-sizes", "").split(",") if b)
         return name, time.perf_counter() - start
 
     start = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
         latencies = list(pool.map(one, jobs))
     wall = time.perf_counter() - start
-    return sum(seconds[j] for j in jobs) / wall, latencies
+    return sum(seconds[j] for j in jobs) / wall, latencies, max(batches)
 
 
 def p95(values: list[float]) -> float:
@@ -152,18 +157,57 @@ def levels(post: Post, audio: dict[str, np.ndarray], jobs: list[str], concurrenc
     seconds = {name: len(audio[name]) / RATE for name in payloads}
     out = {}
     for c in concurrency:
-        throughput, p50s, p95s, short, probes = [], [], [], [], []
+        throughput, p50s, p95s, short, probes, largest = [], [], [], [], [], 0
         for _ in range(runs):
             probes.append(probe())
-            t, lat = load(post, payloads, seconds, jobs, c, fields)
+            t, lat, batch = load(post, payloads, seconds, jobs, c, fields)
+            largest = max(largest, batch)
             throughput.append(t)
             p50s.append(statistics.median(x for _, x in lat))
             p95s.append(p95([x for _, x in lat]))
             short.append(statistics.median(x for name, x in lat if name == "5s"))
         out[str(c)] = {"audio_s_per_s": summary(throughput), "p50_s": summary(p50s), "p95_s": summary(p95s),
-                       "p50_5s_clip_s": summary(short), "probe_floor_30s_s": summary(probes)}
+                       "p50_5s_clip_s": summary(short), "probe_floor_30s_s": summary(probes),
+                       "largest_batch": largest}
         print(f"  c={c}: {out[str(c)]['audio_s_per_s']['median']:.1f} audio s/s, p95 {out[str(c)]['p95_s']['median']:.1f} s",
               flush=True)
+    return out
+
+
+def deploy_batch_size(server, deployment: str, size: int, tmp: Path) -> None:
+    """`serve deploy` the running config with the ASR's `max_batch_size` set to `size`: user_config, so the
+    replica reconfigures in place, no restart. Returns once the controller reports the app running again."""
+    config = yaml.safe_load(server.config_path.read_text())
+    for d in config["applications"][0]["deployments"]:
+        if d["name"] == deployment:
+            d["user_config"]["max_batch_size"] = size
+    path = tmp / f"batch{size}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    # `serve run` turned on Ray's token auth for its local cluster; the CLI must say so to use the token.
+    env = {**os.environ, "RAY_AUTH_MODE": "token"}
+    subprocess.run(["serve", "deploy", str(path)], check=True, capture_output=True, timeout=120, env=env)
+    time.sleep(3)  # the controller's next loops pick up the new target
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        out = subprocess.run(["serve", "status"], capture_output=True, text=True, timeout=60, env=env).stdout
+        app = (yaml.safe_load(out) or {}).get("applications", {}).get("speech", {})
+        if app.get("status") == "RUNNING" and app.get("deployments", {}).get(deployment, {}).get("status") == "HEALTHY":
+            return
+        time.sleep(1)
+    raise RuntimeError(f"{deployment} did not come back with max_batch_size={size}:\n{out}")
+
+
+def compare_batch_sizes(server, deployment: str, sizes: list[int], configured: int, post: Post, audio, jobs, args,
+                        probe, tmp: Path) -> dict:
+    """The plain mix at each concurrency with each batch size in turn, so that every size meets the same
+    phase of the (shared, drifting) host. Ends on the configured size."""
+    out: dict = {str(b): {} for b in sizes}
+    for c in args.concurrency:
+        for b in sizes:
+            deploy_batch_size(server, deployment, b, tmp)
+            print(f"  max_batch_size {b}:", flush=True)
+            out[str(b)].update(levels(post, audio, jobs, [c], args.runs, {}, probe))
+    deploy_batch_size(server, deployment, configured, tmp)
     return out
 
 
@@ -275,8 +319,12 @@ def main() -> None:
     parser.add_argument("--name", default="dev-cpu")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 8, 16])
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS),
+                        help="none: no load levels (e.g. only the long file)")
     parser.add_argument("--peers", nargs="*", default=list(PEERS), choices=list(PEERS))
+    parser.add_argument("--batch-sizes", type=int, nargs="*", default=[],
+                        help="also run the plain mix with each of these ASR max_batch_size values, switched live "
+                             "with `serve deploy` and alternated at each concurrency (same phase of the host)")
     parser.add_argument("--long-minutes", type=int, default=60, help="0 skips the long file")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 4 short requests per level")
     args = parser.parse_args()
@@ -348,6 +396,11 @@ def main() -> None:
                 ours["variants"][variant] = levels(post, audio, jobs, args.concurrency, args.runs, VARIANTS[variant],
                                                    probe)
                 # What is measured so far survives a run that is stopped or fails later (a long run's hours).
+                partial.write_text(json.dumps({**result, "service": ours}, indent=2) + "\n")
+            if args.batch_sizes:
+                print(f" batch sizes {args.batch_sizes}", flush=True)
+                ours["plain_by_batch_size"] = compare_batch_sizes(
+                    server, model.deployment_name, args.batch_sizes, batch, post, audio, jobs, args, probe, Path(tmp))
                 partial.write_text(json.dumps({**result, "service": ours}, indent=2) + "\n")
             if args.long_minutes:
                 print(" long file", flush=True)
@@ -462,6 +515,20 @@ def markdown(r: dict) -> str:
             row += (f" {theirs['audio_s_per_s']['median']:.1f}, {theirs['p95_s']['median']:.1f}, {_probe(theirs)} | "
                     f"{v['throughput_ratio']:.2f}x, {v['p95_ratio']:.2f}x |")
         lines.append(row)
+    by_size = ours.get("plain_by_batch_size")
+    if by_size:
+        sizes = list(by_size)
+        lines += ["", "### Plain, batch sizes alternated at each concurrency (`--batch-sizes`)", "",
+                  "| concurrency | " + " | ".join(f"max_batch_size {b}: audio s/s, p95 s, p50 of 5 s clips, host: floor s, largest batch seen"
+                                                  for b in sizes) + " |",
+                  "|---|" + "---|" * len(sizes)]
+        for c in by_size[sizes[0]]:
+            cells = []
+            for b in sizes:
+                level = by_size[b][c]
+                cells.append(f"{level['audio_s_per_s']['median']:.1f}, {level['p95_s']['median']:.1f}, "
+                             f"{level['p50_5s_clip_s']['median']:.1f}, {_probe(level)}, {level['largest_batch']}")
+            lines.append(f"| {c} | " + " | ".join(cells) + " |")
     lines += ["", "### Variants (ours)", "", "| variant | concurrency | audio s / wall s (min-max) | p50 s | p95 s | p50 of 5 s clips |",
               "|---|---|---|---|---|---|"]
     for variant, by_c in ours["variants"].items():
