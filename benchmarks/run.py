@@ -177,16 +177,9 @@ def levels(post: Post, audio: dict[str, np.ndarray], jobs: list[str], concurrenc
 def deploy_batch_size(server, deployment: str, size: int, tmp: Path) -> None:
     """`serve deploy` the running config with the ASR's `max_batch_size` set to `size`: user_config, so the
     replica reconfigures in place, no restart. Returns once the controller reports the app running again."""
-    config = yaml.safe_load(server.config_path.read_text())
-    for d in config["applications"][0]["deployments"]:
-        if d["name"] == deployment:
-            d["user_config"]["max_batch_size"] = size
-    path = tmp / f"batch{size}.yaml"
-    path.write_text(yaml.safe_dump(config))
-    # `serve run` turned on Ray's token auth for its local cluster; the CLI must say so to use the token.
-    env = {**os.environ, "RAY_AUTH_MODE": "token"}
-    subprocess.run(["serve", "deploy", str(path)], check=True, capture_output=True, timeout=120, env=env)
+    server.redeploy(deployment, {"max_batch_size": size}, tmp / f"batch{size}.yaml")
     time.sleep(3)  # the controller's next loops pick up the new target
+    env = {**os.environ, "RAY_AUTH_MODE": "token"}
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         out = subprocess.run(["serve", "status"], capture_output=True, text=True, timeout=60, env=env).stdout

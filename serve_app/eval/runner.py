@@ -53,6 +53,20 @@ class Server:
         )
 
 
+    def redeploy(self, deployment: str, user_config: dict, path: Path) -> None:
+        """`serve deploy` this server's config, written to `path`, with `user_config` updated for one
+        deployment: its replicas reconfigure in place, no restart. Returns once the controller has the new
+        config; the replicas apply it a moment later."""
+        config = yaml.safe_load(self.config_path.read_text())
+        for d in config["applications"][0]["deployments"]:
+            if d["name"] == deployment:
+                d["user_config"] = {**d.get("user_config", {}), **user_config}
+        path.write_text(yaml.safe_dump(config))
+        # `serve run` turned on Ray's token auth for its local cluster; the CLI must say so to use the token.
+        subprocess.run(["serve", "deploy", str(path)], check=True, capture_output=True, timeout=120,
+                       env={**os.environ, "RAY_AUTH_MODE": "token"})
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -185,15 +183,8 @@ def _base_batch_size(server) -> int:
 def test_batch_settings_change_live(server, tmp_path):
     """`max_batch_size` is user_config: `serve deploy` changes it in the running replica, no restart."""
     def deploy(max_batch_size: int) -> None:
-        config = yaml.safe_load(server.config_path.read_text())
-        for d in config["applications"][0]["deployments"]:
-            if d["name"] == "WhisperASR-whisper-base":
-                d["user_config"]["max_batch_size"] = max_batch_size
-        path = tmp_path / f"batch{max_batch_size}.yaml"
-        path.write_text(yaml.safe_dump(config))
-        # `serve run` turned on Ray's token auth for its local cluster; the CLI must say so to use the token.
-        env = {**os.environ, "RAY_AUTH_MODE": "token"}
-        subprocess.run(["serve", "deploy", str(path)], check=True, capture_output=True, timeout=120, env=env)
+        server.redeploy("WhisperASR-whisper-base", {"max_batch_size": max_batch_size},
+                        tmp_path / f"batch{max_batch_size}.yaml")
 
     data = SAMPLE_WAV.read_bytes()
     original = _base_batch_size(server)
