@@ -52,7 +52,6 @@ class Server:
             timeout=timeout,
         )
 
-
     def redeploy(self, deployment: str, user_config: dict, path: Path) -> None:
         """`serve deploy` this server's config, written to `path`, with `user_config` updated for one
         deployment: its replicas reconfigure in place, no restart. Returns once the controller has the new
