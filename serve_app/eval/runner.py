@@ -122,6 +122,7 @@ def _wait_ready(proc: subprocess.Popen, srv: Server) -> float:
         requests[0]["diarize"] = "true"
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     first_200 = None
+    errors_while_running = 0
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"serve run exited with {proc.returncode}:\n{srv.log.read_text()[-5000:]}")
@@ -129,12 +130,30 @@ def _wait_ready(proc: subprocess.Popen, srv: Server) -> float:
             # Through every deployment: every ASR model, and the Diarizer when there is one.
             for fields in requests:
                 r = srv.post(data=fields, files={"file": ("probe.wav", probe)}, timeout=60)
+                if r.status_code >= 500 and _app_running(srv):
+                    # Every replica is up, so this is a bug, not a replica still loading: say so now rather
+                    # than after STARTUP_TIMEOUT_S (a GPU run once spent 6 minutes of its 15 waiting here).
+                    errors_while_running += 1
+                    if errors_while_running >= 3:
+                        raise RuntimeError(f"the service is running but {fields} gets {r.status_code}: "
+                                           f"{r.text[:2000]}\n{srv.log.read_text()[-5000:]}")
                 r.raise_for_status()
                 first_200 = first_200 or time.monotonic()
             return first_200
         except httpx.HTTPError:
             time.sleep(3)
     raise RuntimeError(f"the service did not become ready in {STARTUP_TIMEOUT_S}s:\n{srv.log.read_text()[-5000:]}")
+
+
+def _app_running(srv: Server) -> bool:
+    """Whether Serve reports the application RUNNING: every deployment's replicas started and healthy."""
+    name = yaml.safe_load(srv.config_path.read_text())["applications"][0]["name"]
+    try:
+        out = subprocess.run(["serve", "status"], capture_output=True, text=True, timeout=60,
+                             env={**os.environ, "RAY_AUTH_MODE": "token"}).stdout
+        return ((yaml.safe_load(out) or {}).get("applications", {}).get(name, {}).get("status")) == "RUNNING"
+    except (subprocess.TimeoutExpired, yaml.YAMLError, AttributeError):
+        return False
 
 
 def wav_bytes(samples, rate: int = 16_000) -> bytes:
