@@ -8,6 +8,7 @@ temperature and word-timestamp wish, so the batch is run on the same CTranslate2
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import math
@@ -23,11 +24,53 @@ from faster_whisper import WhisperModel
 from faster_whisper.audio import pad_or_trim
 from faster_whisper.tokenizer import Tokenizer
 from faster_whisper.transcribe import get_compression_ratio
+import faster_whisper.vad
 from faster_whisper.vad import VadOptions, get_speech_timestamps
 
 from serve_app.config import DecodingConfig, ModelConfig
 from serve_app.pipeline.types import SAMPLE_RATE, DecodeOptions, Segment, Window, WindowResult, Word
 from serve_app.pipeline.windows import plan_windows
+
+
+class PiecewiseVad:
+    """faster-whisper's Silero VAD model, fed one of its encoder batches at a time.
+
+    The library's own `__call__` first builds the whole file again with 64 samples of context in front of
+    every 512 (1.125 copies of the audio: 260 MB for an hour) and then runs it in batches of 10000 pieces.
+    This builds each batch when it runs: the same inputs, the same batches, the same `h`/`c` carried from one
+    to the next, so the same probabilities (a test compares them), without the copy.
+    """
+
+    BATCH = 10_000  # pieces per model call, as in faster-whisper 1.2.1
+
+    def __init__(self, model) -> None:
+        self.model = model
+
+    def __call__(self, audio: np.ndarray, num_samples: int = 512, context_size_samples: int = 64) -> np.ndarray:
+        assert audio.ndim == 1 and audio.shape[0] % num_samples == 0
+        pieces = audio.reshape(-1, num_samples)  # a view of the caller's (already padded) copy
+        # As the library does, through its view: the last piece's last 64 samples become 0 (its context
+        # array aliases the audio). The audio here is get_speech_timestamps' own padded copy.
+        pieces[-1, -context_size_samples:] = 0
+        h = np.zeros((1, 1, 128), dtype="float32")
+        c = np.zeros((1, 1, 128), dtype="float32")
+        outputs = []
+        for i in range(0, len(pieces), self.BATCH):
+            rows = pieces[i : i + self.BATCH]
+            context = np.zeros((len(rows), context_size_samples), dtype=audio.dtype)
+            if i:
+                context[0] = pieces[i - 1, -context_size_samples:]
+            context[1:] = rows[:-1, -context_size_samples:]
+            output, h, c = self.model.session.run(
+                None, {"input": np.concatenate([context, rows], 1), "h": h, "c": c}
+            )
+            outputs.append(output)
+        return np.concatenate(outputs, axis=0)
+
+
+# get_speech_timestamps asks this module-level function for the model (one per process, cached).
+_library_vad_model = faster_whisper.vad.get_vad_model
+faster_whisper.vad.get_vad_model = functools.lru_cache(maxsize=None)(lambda: PiecewiseVad(_library_vad_model()))
 
 logger = logging.getLogger(__name__)
 
