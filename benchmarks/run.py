@@ -179,15 +179,13 @@ def deploy_batch_size(server, deployment: str, size: int, tmp: Path) -> None:
     replica reconfigures in place, no restart. Returns once the controller reports the app running again."""
     server.redeploy(deployment, {"max_batch_size": size}, tmp / f"batch{size}.yaml")
     time.sleep(3)  # the controller's next loops pick up the new target
-    env = {**os.environ, "RAY_AUTH_MODE": "token"}
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
-        out = subprocess.run(["serve", "status"], capture_output=True, text=True, timeout=60, env=env).stdout
-        app = (yaml.safe_load(out) or {}).get("applications", {}).get("speech", {})
+        app = server.app_status()
         if app.get("status") == "RUNNING" and app.get("deployments", {}).get(deployment, {}).get("status") == "HEALTHY":
             return
         time.sleep(1)
-    raise RuntimeError(f"{deployment} did not come back with max_batch_size={size}:\n{out}")
+    raise RuntimeError(f"{deployment} did not come back with max_batch_size={size}: {app}")
 
 
 def compare_batch_sizes(server, deployment: str, sizes: list[int], configured: int, post: Post, audio, jobs, args,

@@ -61,9 +61,22 @@ class Server:
             if d["name"] == deployment:
                 d["user_config"] = {**d.get("user_config", {}), **user_config}
         path.write_text(yaml.safe_dump(config))
-        # `serve run` turned on Ray's token auth for its local cluster; the CLI must say so to use the token.
-        subprocess.run(["serve", "deploy", str(path)], check=True, capture_output=True, timeout=120,
-                       env={**os.environ, "RAY_AUTH_MODE": "token"})
+        subprocess.run(["serve", "deploy", str(path)], check=True, capture_output=True, timeout=120, env=_cli_env())
+
+    def app_status(self) -> dict:
+        """This server's application as `serve status` reports it ({"status": "RUNNING", "deployments":
+        {name: {"status": "HEALTHY", ...}}, ...}); {} when the CLI gives no answer."""
+        name = yaml.safe_load(self.config_path.read_text())["applications"][0]["name"]
+        try:
+            out = subprocess.run(["serve", "status"], capture_output=True, text=True, timeout=60, env=_cli_env()).stdout
+            return ((yaml.safe_load(out) or {}).get("applications") or {}).get(name) or {}
+        except (subprocess.TimeoutExpired, yaml.YAMLError, AttributeError):
+            return {}
+
+
+def _cli_env() -> dict[str, str]:
+    # `serve run` turned on Ray's token auth for its local cluster; the CLI must say so to use the token.
+    return {**os.environ, "RAY_AUTH_MODE": "token"}
 
 
 def free_port() -> int:
@@ -130,7 +143,7 @@ def _wait_ready(proc: subprocess.Popen, srv: Server) -> float:
             # Through every deployment: every ASR model, and the Diarizer when there is one.
             for fields in requests:
                 r = srv.post(data=fields, files={"file": ("probe.wav", probe)}, timeout=60)
-                if r.status_code >= 500 and _app_running(srv):
+                if r.status_code >= 500 and srv.app_status().get("status") == "RUNNING":
                     # Every replica is up, so this is a bug, not a replica still loading: say so now rather
                     # than after STARTUP_TIMEOUT_S (a GPU run once spent 6 minutes of its 15 waiting here).
                     errors_while_running += 1
@@ -143,17 +156,6 @@ def _wait_ready(proc: subprocess.Popen, srv: Server) -> float:
         except httpx.HTTPError:
             time.sleep(3)
     raise RuntimeError(f"the service did not become ready in {STARTUP_TIMEOUT_S}s:\n{srv.log.read_text()[-5000:]}")
-
-
-def _app_running(srv: Server) -> bool:
-    """Whether Serve reports the application RUNNING: every deployment's replicas started and healthy."""
-    name = yaml.safe_load(srv.config_path.read_text())["applications"][0]["name"]
-    try:
-        out = subprocess.run(["serve", "status"], capture_output=True, text=True, timeout=60,
-                             env={**os.environ, "RAY_AUTH_MODE": "token"}).stdout
-        return ((yaml.safe_load(out) or {}).get("applications", {}).get(name, {}).get("status")) == "RUNNING"
-    except (subprocess.TimeoutExpired, yaml.YAMLError, AttributeError):
-        return False
 
 
 def wav_bytes(samples, rate: int = 16_000) -> bytes:
