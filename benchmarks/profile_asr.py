@@ -1,0 +1,164 @@
+"""Where the ASR's time goes, in one process: the benchmark's load mix through our backend in batches.
+
+    python -m benchmarks.profile_asr --config configs/gpu-embedded.yaml [--batch-sizes 8 16] [--words]
+
+Times each stage of `WhisperBackend.split` and `.decode` (Silero VAD, log-mel features, encoder, language
+detection, beam search, word alignment, the Python around them) by wrapping the calls it makes, and counts
+the tokens each `generate` call produced. On a GPU, CTranslate2 returns from `encode` before the kernels end,
+so the encoder's time shows up in the next call that waits for it (`detect_language` or `generate`).
+Prints a table and writes benchmarks/results/<name>-profile.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import yaml
+
+from benchmarks.run import MIX, RATE, RESULTS, clips, machine, model_dir
+from serve_app.config import AppConfig
+from serve_app.pipeline.types import DecodeOptions
+
+
+class Stages:
+    """Wall time and call count per stage; the stage's own time only (nested stages are subtracted)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+        self.calls: dict[str, int] = defaultdict(int)
+        self.tokens: list[tuple[int, int, int]] = []  # per generate call: (batch, longest, total) tokens
+        self._stack: list[list[float]] = []
+        self._originals: list[tuple[object, str, object]] = []
+
+    def wrap(self, owner, attr: str, stage: str) -> None:
+        inner = getattr(owner, attr)
+        self._originals.append((owner, attr, owner.__dict__.get(attr)))
+
+        def timed(*args, **kwargs):
+            self._stack.append([time.perf_counter(), 0.0])
+            try:
+                out = inner(*args, **kwargs)
+            finally:
+                start, nested = self._stack.pop()
+                spent = time.perf_counter() - start
+                self.seconds[stage] += spent - nested
+                self.calls[stage] += 1
+                if self._stack:
+                    self._stack[-1][1] += spent
+            if stage == "generate":
+                lengths = [len(r.sequences_ids[0]) for r in out]
+                self.tokens.append((len(lengths), max(lengths, default=0), sum(lengths)))
+            return out
+
+        setattr(owner, attr, timed)
+
+    def restore(self) -> None:
+        """Puts back what `wrap` replaced (an attribute that was the class's method is removed again)."""
+        for owner, attr, original in reversed(self._originals):
+            if original is None:
+                delattr(owner, attr)
+            else:
+                setattr(owner, attr, original)
+
+
+def profile(backend, audio, batch: int, words: bool) -> dict:
+    import serve_app.backends.whisper as whisper
+
+    stages = Stages()
+    model = backend.model
+    # The instance attributes shadow the classes' methods for this backend only.
+    stages.wrap(whisper, "get_speech_timestamps", "vad")
+    stages.wrap(model, "feature_extractor", "features")
+    stages.wrap(model, "encode", "encode")
+    ct2 = _Proxy(model.model)
+    stages.wrap(ct2, "detect_language", "detect_language")
+    stages.wrap(ct2, "generate", "generate")
+    stages.wrap(ct2, "align", "align")
+    model.model = ct2
+    stages.wrap(model, "add_word_timestamps", "word_timestamps (python)")
+    stages.wrap(backend, "decode", "decode (python)")
+    options = DecodeOptions(word_timestamps=words)
+    try:
+        start = time.perf_counter()
+        windows = [w for j in MIX for w in backend.split(audio[j], options)]
+        for i in range(0, len(windows), batch):
+            backend.decode(windows[i : i + batch])
+        wall = time.perf_counter() - start
+    finally:
+        model.model = ct2.inner
+        stages.restore()
+    seconds = sum(len(audio[j]) / RATE for j in MIX)
+    steps = sum(longest for _, longest, _ in stages.tokens)
+    return {
+        "batch_size": batch,
+        "word_timestamps": words,
+        "windows": len(windows),
+        "wall_s": round(wall, 3),
+        "audio_s_per_s": round(seconds / wall, 1),
+        "stages_s": {k: round(v, 3) for k, v in sorted(stages.seconds.items(), key=lambda kv: -kv[1])}
+        | {"other": round(wall - sum(stages.seconds.values()), 3)},
+        "calls": dict(stages.calls) | {"other": 0},
+        "generate_calls": len(stages.tokens),
+        "decoder_steps": steps,  # each call runs as long as its longest item
+        "tokens": sum(total for _, _, total in stages.tokens),
+        "generate_ms_per_step": round(1000 * stages.seconds["generate"] / max(steps, 1), 2),
+    }
+
+
+class _Proxy:
+    """Stands in for the CTranslate2 model so its methods can be wrapped (the extension type's are read-only)."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.profile_asr", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, default=Path("configs/dev.yaml"))
+    parser.add_argument("--name", default=None, help="default: the config's file name")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[8, 16])
+    parser.add_argument("--words", action="store_true", help="also profile with word timestamps (first type)")
+    parser.add_argument("--compute-types", nargs="+", default=None,
+                        help="CTranslate2 compute types to compare (default: the config's)")
+    args = parser.parse_args()
+
+    app = yaml.safe_load(args.config.read_text())["applications"][0]
+    config = AppConfig.model_validate(app["args"])
+    model = config.resolve_model(config.default_model)
+    model = model.model_copy(update={"source": str(model_dir(model))})
+    from serve_app.backends.whisper import WhisperBackend
+
+    audio = clips()
+    runs = []
+    for n, compute_type in enumerate(args.compute_types or [model.compute_type]):
+        backend = WhisperBackend(model.model_copy(update={"compute_type": compute_type}))
+        backend.warmup()
+        for words in [False, True] if args.words and n == 0 else [False]:
+            for batch in args.batch_sizes:
+                # Warm: the first call of a batch shape allocates.
+                backend.decode(backend.split(audio["5min"], DecodeOptions(word_timestamps=words))[:batch])
+                r = profile(backend, audio, batch, words)
+                r["compute_type"] = compute_type
+                runs.append(r)
+                print(f"{compute_type}, batch {batch}{', words' if words else ''}: {r['audio_s_per_s']} audio s/s, "
+                      f"{r['windows']} windows, {r['generate_calls']} generate calls, {r['decoder_steps']} decoder "
+                      f"steps ({r['generate_ms_per_step']} ms each), {r['tokens']} tokens", flush=True)
+                for stage, s in r["stages_s"].items():
+                    print(f"  {stage:<26} {s:8.3f} s  {100 * s / r['wall_s']:5.1f}%  ({r['calls'][stage]} calls)")
+        del backend
+    out = {"machine": machine(), "config": str(args.config), "device": model.device, "runs": runs}
+    name = args.name or args.config.stem
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}-profile.json").write_text(json.dumps(out, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
