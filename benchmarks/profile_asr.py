@@ -1,6 +1,6 @@
 """Where the ASR's time goes, in one process: the benchmark's load mix through our backend in batches.
 
-    python -m benchmarks.profile_asr --config configs/gpu-embedded.yaml [--batch-sizes 8 16] [--words]
+    python -m benchmarks.profile_asr --config configs/gpu-embedded.yaml [--batch-sizes 8 16] [--formats json verbose_json words]
 
 Times each stage of `WhisperBackend.split` and `.decode` (Silero VAD, log-mel features, encoder, language
 detection, beam search, word alignment, the Python around them) by wrapping the calls it makes, and counts
@@ -19,9 +19,11 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks.run import MIX, RATE, RESULTS, clips, machine, model_dir
+from benchmarks.run import MIX, RATE, RESULTS, VARIANTS, clips, machine, model_dir, request_options
 from serve_app.config import AppConfig
-from serve_app.pipeline.types import DecodeOptions
+
+# The requests' form fields: what each decodes with is what the service derives from them.
+FORMATS = {"json": VARIANTS["plain"], "verbose_json": {"response_format": "verbose_json"}, "words": VARIANTS["words"]}
 
 
 class Stages:
@@ -65,7 +67,7 @@ class Stages:
                 setattr(owner, attr, original)
 
 
-def profile(backend, audio, batch: int, words: bool) -> dict:
+def profile(backend, audio, batch: int, fmt: str) -> dict:
     import serve_app.backends.whisper as whisper
 
     stages = Stages()
@@ -81,7 +83,7 @@ def profile(backend, audio, batch: int, words: bool) -> dict:
     model.model = ct2
     stages.wrap(model, "add_word_timestamps", "word_timestamps (python)")
     stages.wrap(backend, "decode", "decode (python)")
-    options = DecodeOptions(word_timestamps=words)
+    options = request_options(FORMATS[fmt])
     try:
         start = time.perf_counter()
         windows = [w for j in MIX for w in backend.split(audio[j], options)]
@@ -95,7 +97,7 @@ def profile(backend, audio, batch: int, words: bool) -> dict:
     steps = sum(longest for _, longest, _ in stages.tokens)
     return {
         "batch_size": batch,
-        "word_timestamps": words,
+        "format": fmt,
         "windows": len(windows),
         "wall_s": round(wall, 3),
         "audio_s_per_s": round(seconds / wall, 1),
@@ -125,7 +127,9 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=Path("configs/dev.yaml"))
     parser.add_argument("--name", default=None, help="default: the config's file name")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[8, 16])
-    parser.add_argument("--words", action="store_true", help="also profile with word timestamps (first type)")
+    parser.add_argument("--formats", nargs="+", default=["json", "verbose_json"], choices=list(FORMATS),
+                        help="requests' response formats (json decodes without timestamps); all with the first "
+                             "compute type, the first one with the others")
     parser.add_argument("--compute-types", nargs="+", default=None,
                         help="CTranslate2 compute types to compare (default: the config's)")
     args = parser.parse_args()
@@ -138,26 +142,27 @@ def main() -> None:
 
     audio = clips()
     runs = []
+    name = args.name or args.config.stem
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = {"machine": machine(), "config": str(args.config), "device": model.device, "runs": runs}
     for n, compute_type in enumerate(args.compute_types or [model.compute_type]):
         backend = WhisperBackend(model.model_copy(update={"compute_type": compute_type}))
         backend.warmup()
-        for words in [False, True] if args.words and n == 0 else [False]:
+        for fmt in args.formats if n == 0 else args.formats[:1]:
             for batch in args.batch_sizes:
                 # Warm: the first call of a batch shape allocates.
-                backend.decode(backend.split(audio["5min"], DecodeOptions(word_timestamps=words))[:batch])
-                r = profile(backend, audio, batch, words)
+                backend.decode(backend.split(audio["5min"], request_options(FORMATS[fmt]))[:batch])
+                r = profile(backend, audio, batch, fmt)
                 r["compute_type"] = compute_type
                 runs.append(r)
-                print(f"{compute_type}, batch {batch}{', words' if words else ''}: {r['audio_s_per_s']} audio s/s, "
+                print(f"{compute_type}, batch {batch}, {fmt}: {r['audio_s_per_s']} audio s/s, "
                       f"{r['windows']} windows, {r['generate_calls']} generate calls, {r['decoder_steps']} decoder "
                       f"steps ({r['generate_ms_per_step']} ms each), {r['tokens']} tokens", flush=True)
                 for stage, s in r["stages_s"].items():
                     print(f"  {stage:<26} {s:8.3f} s  {100 * s / r['wall_s']:5.1f}%  ({r['calls'][stage]} calls)")
+                # After each run: a profile stopped by a time limit keeps what it measured.
+                (RESULTS / f"{name}-profile.json").write_text(json.dumps(out, indent=2) + "\n")
         del backend
-    out = {"machine": machine(), "config": str(args.config), "device": model.device, "runs": runs}
-    name = args.name or args.config.stem
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{name}-profile.json").write_text(json.dumps(out, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -91,18 +91,23 @@ def model_dir(model: ModelConfig) -> Path:
 # -- one process: floor and limit --
 
 
-def floor(backend, samples: np.ndarray) -> float:
-    """Seconds for our backend to transcribe `samples` in this process: VAD split, one batched decode."""
-    from serve_app.pipeline.types import DecodeOptions
+def request_options(fields: dict):
+    """The decoding options the service derives from a request with these form fields (one value each)."""
+    from serve_app.protocol import TranscriptionRequest
 
+    return TranscriptionRequest.from_form({k: [v] for k, v in fields.items()}, "transcribe").decode_options()
+
+
+def floor(backend, samples: np.ndarray) -> float:
+    """Seconds for our backend to transcribe `samples` in this process: VAD split, one batched decode, with
+    the options of the plain (json) requests it is compared with."""
     start = time.perf_counter()
-    backend.decode(backend.split(samples, DecodeOptions()))
+    backend.decode(backend.split(samples, request_options(VARIANTS["plain"])))
     return time.perf_counter() - start
 
 
 def in_process(backend, audio: dict[str, np.ndarray], jobs: list[str], runs: int, batch_sizes: list[int]) -> dict:
-    from serve_app.pipeline.types import DecodeOptions
-
+    options = request_options(VARIANTS["plain"])
     floors = [floor(backend, audio["30s"]) for _ in range(runs)]
     seconds = sum(len(audio[j]) / RATE for j in jobs)
     by_size = {}
@@ -110,7 +115,7 @@ def in_process(backend, audio: dict[str, np.ndarray], jobs: list[str], runs: int
         limit = []
         for _ in range(runs):
             start = time.perf_counter()
-            windows = [w for j in jobs for w in backend.split(audio[j], DecodeOptions())]
+            windows = [w for j in jobs for w in backend.split(audio[j], options)]
             for i in range(0, len(windows), batch):
                 backend.decode(windows[i : i + batch])
             limit.append(seconds / (time.perf_counter() - start))

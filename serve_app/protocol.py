@@ -95,6 +95,11 @@ class TranscriptionRequest(BaseModel):
         # Word timings are needed for word granularity and for assigning words to speakers.
         return self.word_granularity or self.wants_diarization
 
+    @property
+    def wants_timestamps(self) -> bool:
+        """Segment times in the response, or needed to build it (words, speaker turns)."""
+        return self.response_format not in ("json", "text") or self.wants_words
+
     def decode_options(self) -> DecodeOptions:
         return DecodeOptions(
             task=self.task,
@@ -102,6 +107,7 @@ class TranscriptionRequest(BaseModel):
             prompt=self.prompt or None,
             temperature=self.temperature,
             word_timestamps=self.wants_words,
+            timestamps=self.wants_timestamps,
         )
 
     @classmethod

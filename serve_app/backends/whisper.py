@@ -160,12 +160,13 @@ class WhisperBackend:
     # -- one batch of windows from any requests --
 
     def decode(self, windows: Sequence[Window]) -> list[WindowResult]:
-        # CTranslate2 needs <|startoftranscript|> at the same position in every item, so items
-        # with prompts of different lengths go in separate generate calls (most have no prompt).
+        # CTranslate2 needs <|startoftranscript|> at the same position in every item and the same task tokens
+        # after it (<|notimestamps|> is one), so items with prompts of different lengths, or with and without
+        # timestamps, go in separate generate calls (most have no prompt).
         prompts = [self._previous_tokens(w.options.prompt) for w in windows]
-        groups: dict[int, list[int]] = defaultdict(list)
-        for i, prev in enumerate(prompts):
-            groups[len(prev)].append(i)
+        groups: dict[tuple[int, bool], list[int]] = defaultdict(list)
+        for i, (w, prev) in enumerate(zip(windows, prompts)):
+            groups[(len(prev), w.options.timestamps)].append(i)
         results: list[Optional[WindowResult]] = [None] * len(windows)
         for idx in groups.values():
             for i, res in zip(idx, self._decode_group([windows[i] for i in idx], [prompts[i] for i in idx])):
@@ -187,7 +188,8 @@ class WhisperBackend:
             languages = [lang or detected[i][0][0][2:-2] for i, lang in enumerate(languages)]
         tokenizers = [self._tokenizer(self._task(w.options), lang) for w, lang in zip(windows, languages)]
         prompts = [
-            self.model.get_prompt(tok, prev, without_timestamps=False) for tok, prev in zip(tokenizers, previous)
+            self.model.get_prompt(tok, prev, without_timestamps=not w.options.timestamps)
+            for w, tok, prev in zip(windows, tokenizers, previous)
         ]
 
         attempts = self._generate_with_fallback(features, encoded, prompts, tokenizers, windows)

@@ -67,6 +67,23 @@ def test_decode_options_carry_the_request():
     assert not parse(response_format="json", timestamp_granularities="word").decode_options().word_timestamps
 
 
+@pytest.mark.parametrize(
+    "fields, timestamps",
+    [
+        ({}, False),
+        ({"response_format": "text"}, False),
+        ({"response_format": "json", "timestamp_granularities": "word"}, False),  # json shows no words
+        ({"response_format": "verbose_json"}, True),
+        ({"response_format": "srt"}, True),
+        ({"response_format": "vtt"}, True),
+        ({"response_format": "diarized_json"}, True),
+        ({"response_format": "json", "diarize": "true"}, True),  # words are assigned to speakers by time
+    ],
+)
+def test_segment_timestamps_only_where_the_response_needs_them(fields, timestamps):
+    assert parse(**fields).decode_options().timestamps is timestamps
+
+
 def test_language_names_cover_whisper():
     from faster_whisper.tokenizer import _LANGUAGE_CODES
 

@@ -1,0 +1,41 @@
+"""The batch decoder (serve_app.backends.whisper.WhisperBackend) with the real Whisper base, in this process."""
+
+import pytest
+
+from serve_app.backends.whisper import WhisperBackend
+from serve_app.config import ModelConfig
+from serve_app.pipeline.types import DecodeOptions
+from tests.support import sample_samples, stm_text, word_error_rate
+
+
+@pytest.fixture(scope="module")
+def backend() -> WhisperBackend:
+    return WhisperBackend(ModelConfig(name="whisper-base", source="bundled:whisper-base", cpu_threads=2))
+
+
+def test_windows_with_and_without_timestamps_share_a_batch(backend):
+    """A json request's windows decode without Whisper's timestamp tokens (one segment per window), a
+    verbose_json request's with them, in the same batch; both give the same words."""
+    samples = sample_samples()
+    plain = backend.split(samples, DecodeOptions(timestamps=False))
+    timed = backend.split(samples, DecodeOptions(timestamps=True))
+    assert plain and len(plain) == len(timed)
+    results = backend.decode(plain + timed)
+    assert all(r.batch_size == 2 * len(plain) for r in results)
+    plain_results, timed_results = results[: len(plain)], results[len(plain) :]
+
+    timestamp_begin = backend._tokenizer("transcribe", "en").timestamp_begin
+    for window, result in zip(plain, plain_results):
+        assert len(result.segments) == 1
+        segment = result.segments[0]
+        assert (segment.start, segment.end) == pytest.approx((window.start, window.start + window.duration))
+        assert segment.tokens and max(segment.tokens) < timestamp_begin
+    timed_segments = [s for r in timed_results for s in r.segments]
+    assert len(timed_segments) > len(plain)  # Whisper's own sentence-level segments
+    assert all(max(s.tokens) >= timestamp_begin for s in timed_segments)
+
+    plain_text = "".join(s.text for r in plain_results for s in r.segments)
+    timed_text = "".join(s.text for s in timed_segments)
+    print(plain_text, timed_text, sep="\n")
+    assert word_error_rate(timed_text, plain_text) <= 0.1
+    assert word_error_rate(stm_text(), plain_text) <= 0.25
