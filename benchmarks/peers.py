@@ -86,7 +86,8 @@ PEERS = {peer.name: peer for peer in (
         model_field="model_name",
         model_value=lambda _: "whisper-base",
         notes="one request at a time (the handler calls the model on the event loop); each file's own "
-        "windows batched (BatchedInferencePipeline, VAD, beam 5, temperature fallback)",
+        "windows batched (BatchedInferencePipeline, VAD, beam 5, temperature fallback, no timestamp tokens: "
+        "the pipeline's default)",
     ),
 )}
 
