@@ -143,9 +143,11 @@ def _wait_ready(proc: subprocess.Popen, srv: Server) -> float:
             # Through every deployment: every ASR model, and the Diarizer when there is one.
             for fields in requests:
                 r = srv.post(data=fields, files={"file": ("probe.wav", probe)}, timeout=60)
-                if r.status_code >= 500 and srv.app_status().get("status") == "RUNNING":
-                    # Every replica is up, so this is a bug, not a replica still loading: say so now rather
-                    # than after STARTUP_TIMEOUT_S (a GPU run once spent 6 minutes of its 15 waiting here).
+                if r.status_code >= 400 and srv.app_status().get("status") == "RUNNING":
+                    # Every replica is up, so this is a bug (a 5xx) or a config the probe cannot pass (a 4xx:
+                    # a key, a model), not a replica still loading or a route not yet served (the proxy's
+                    # 404): say so now rather than after STARTUP_TIMEOUT_S (a GPU run once spent 6 minutes
+                    # of its 15 waiting here).
                     errors_while_running += 1
                     if errors_while_running >= 3:
                         raise RuntimeError(f"the service is running but {fields} gets {r.status_code}: "
