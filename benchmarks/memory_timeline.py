@@ -13,15 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.run import RESULTS, clips, wav
+from benchmarks.run import RESULTS, clips, memory_samples, wav
 from serve_app.eval.runner import running_app
-from serve_app.eval.soak import replica_memory
 
 
 def main() -> None:
@@ -34,25 +32,14 @@ def main() -> None:
 
     payload = wav(np.tile(clips()["30s"], args.minutes * 2))
     print(f"upload: {len(payload) / 1e6:.1f} MB", flush=True)
-    samples: list[tuple[float, dict[str, float]]] = []
     with tempfile.TemporaryDirectory() as tmp, running_app(Path(tmp)) as server:
-        done = threading.Event()
-        start = time.perf_counter()
-
-        def watch() -> None:
-            while not done.wait(0.1):
-                memory = {k.split(":")[-1]: v["private"] for k, v in replica_memory().items()}
-                samples.append((round(time.perf_counter() - start, 2), memory))
-
-        watcher = threading.Thread(target=watch, daemon=True)
-        watcher.start()
-        try:
+        with memory_samples(0.1) as raw:
+            start = time.perf_counter()
             r = server.post(files={"file": ("long.wav", payload)}, data={"model": args.model}, timeout=3 * 3600)
-        finally:
-            done.set()
-            watcher.join()
-        wall = time.perf_counter() - start
+            wall = time.perf_counter() - start
         r.raise_for_status()
+    # Private memory, by deployment ("speech:Ingress" -> "Ingress").
+    samples = [(t, {k.split(":")[-1]: v["private"] for k, v in m.items()}) for t, m in raw]
 
     names = sorted({k for _, m in samples for k in m})
     peaks = {k: max(((m[k], t) for t, m in samples if k in m), default=(0.0, 0.0)) for k in names}

@@ -22,6 +22,7 @@ min and max. Writes benchmarks/results/<name>.{json,md,png}.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import os
@@ -33,7 +34,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import httpx
 import numpy as np
@@ -98,16 +99,22 @@ def request_options(fields: dict):
     return TranscriptionRequest.from_form({k: [v] for k, v in fields.items()}, "transcribe").decode_options()
 
 
+@functools.cache
+def plain_options():
+    """What the plain (json) requests decode with: the floor and the limit are compared with them."""
+    return request_options(VARIANTS["plain"])
+
+
 def floor(backend, samples: np.ndarray) -> float:
-    """Seconds for our backend to transcribe `samples` in this process: VAD split, one batched decode, with
-    the options of the plain (json) requests it is compared with."""
+    """Seconds for our backend to transcribe `samples` in this process: VAD split, one batched decode."""
+    options = plain_options()
     start = time.perf_counter()
-    backend.decode(backend.split(samples, request_options(VARIANTS["plain"])))
+    backend.decode(backend.split(samples, options))
     return time.perf_counter() - start
 
 
 def in_process(backend, audio: dict[str, np.ndarray], jobs: list[str], runs: int, batch_sizes: list[int]) -> dict:
-    options = request_options(VARIANTS["plain"])
+    options = plain_options()
     floors = [floor(backend, audio["30s"]) for _ in range(runs)]
     seconds = sum(len(audio[j]) / RATE for j in jobs)
     by_size = {}
@@ -230,30 +237,42 @@ def run_peer(name: str, model: Path, threads: int, batch: int, audio, jobs, args
         return {"version": PEERS[name].requirement, "error": f"{type(exc).__name__}: {exc}"[:2000]}
 
 
+@contextlib.contextmanager
+def memory_samples(every_s: float) -> Iterator[list[tuple[float, dict]]]:
+    """Each replica's memory (`replica_memory()`) every `every_s` while the block runs, as a list of
+    (seconds since the block began, memory) that grows in the background."""
+    samples: list[tuple[float, dict]] = []
+    done = threading.Event()
+    start = time.perf_counter()
+
+    def watch() -> None:
+        while not done.wait(every_s):
+            samples.append((round(time.perf_counter() - start, 2), replica_memory()))
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield samples
+    finally:
+        done.set()
+        watcher.join()
+
+
 def one_file(server, clip_30s: np.ndarray, minutes: int) -> dict:
     """One `minutes`-long file: wall time, RTF, and each replica's peak memory sampled every 0.2 s: resident
     (RSS) and private (RSS without the pages of Ray's shared-memory object store the replica touched)."""
     payload = wav(np.tile(clip_30s, minutes * 2))
     baseline = replica_memory()
-    peak = {kind: {k: v[kind] for k, v in baseline.items()} for kind in ("rss", "private")}
-    done = threading.Event()
-
-    def watch() -> None:
-        while not done.wait(0.2):
-            for k, v in replica_memory().items():
-                for kind in peak:
-                    peak[kind][k] = max(peak[kind].get(k, 0.0), v[kind])
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    start = time.perf_counter()
-    try:
+    with memory_samples(0.2) as samples:
+        start = time.perf_counter()
         r = server.post(files={"file": ("long.wav", payload)}, timeout=3 * 3600)
-    finally:
-        done.set()
-        watcher.join()
-    wall = time.perf_counter() - start
+        wall = time.perf_counter() - start
     r.raise_for_status()
+    peak: dict[str, dict[str, float]] = {"rss": {}, "private": {}}
+    for memory in [baseline] + [m for _, m in samples]:
+        for k, v in memory.items():
+            for kind in peak:
+                peak[kind][k] = max(peak[kind].get(k, 0.0), v[kind])
     return {"minutes": minutes, "wall_s": round(wall, 1), "rtf": round(wall / (minutes * 60), 4),
             "before_mb": {k: v["rss"] for k, v in baseline.items()}, "peak_mb": peak}
 
