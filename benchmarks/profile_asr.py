@@ -32,7 +32,7 @@ class Stages:
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
         self.calls: dict[str, int] = defaultdict(int)
-        self.tokens: list[tuple[int, int, int]] = []  # per generate call: (batch, longest, total) tokens
+        self.tokens: list[tuple[int, int]] = []  # per generate call: (longest, total) tokens
         self._stack: list[list[float]] = []
         self._originals: list[tuple[object, str, object]] = []
 
@@ -53,7 +53,7 @@ class Stages:
                     self._stack[-1][1] += spent
             if stage == "generate":
                 lengths = [len(r.sequences_ids[0]) for r in out]
-                self.tokens.append((len(lengths), max(lengths, default=0), sum(lengths)))
+                self.tokens.append((max(lengths, default=0), sum(lengths)))
             return out
 
         setattr(owner, attr, timed)
@@ -94,7 +94,7 @@ def profile(backend, audio, batch: int, fmt: str) -> dict:
         model.model = ct2.inner
         stages.restore()
     seconds = sum(len(audio[j]) / RATE for j in MIX)
-    steps = sum(longest for _, longest, _ in stages.tokens)
+    steps = sum(longest for longest, _ in stages.tokens)
     return {
         "batch_size": batch,
         "format": fmt,
@@ -106,7 +106,7 @@ def profile(backend, audio, batch: int, fmt: str) -> dict:
         "calls": dict(stages.calls) | {"other": 0},
         "generate_calls": len(stages.tokens),
         "decoder_steps": steps,  # each call runs as long as its longest item
-        "tokens": sum(total for _, _, total in stages.tokens),
+        "tokens": sum(total for _, total in stages.tokens),
         "generate_ms_per_step": round(1000 * stages.seconds["generate"] / max(steps, 1), 2),
     }
 
