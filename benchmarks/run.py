@@ -342,6 +342,9 @@ def main() -> None:
                              "with `serve deploy` and alternated at each concurrency (same phase of the host)")
     parser.add_argument("--long-minutes", type=int, default=60, help="0 skips the long file")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 4 short requests per level")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="the load mix this many times over per level (and for the limit): on a GPU one mix "
+                             "takes about 2 s at c=16, mostly the ramp up and down, not the steady state")
     args = parser.parse_args()
 
     serve_config = yaml.safe_load(args.config.read_text())
@@ -353,7 +356,7 @@ def main() -> None:
     asr = next(d for d in app["deployments"] if d["name"] == model.deployment_name)
     batch = asr["user_config"]["max_batch_size"]
     audio = clips()
-    jobs = QUICK_MIX if args.quick else MIX
+    jobs = (QUICK_MIX if args.quick else MIX) * args.repeat
     result: dict = {
         "name": args.name,
         "config": str(args.config),
