@@ -1,20 +1,22 @@
 """Where the diarization's time goes, in one process: the benchmark's clips through our pipeline.
 
     python -m benchmarks.profile_diarization --config configs/gpu-embedded.yaml [--clips 5s 30s 5min] [--runs 2]
-        [--batch-sizes 32 128]
+        [--batch-sizes 32 128] [--workers 1 4]
 
 Runs `PyannoteDiarizer` (the Diarizer deployment's backend, built from the config's `diarization` section) on
 each clip and splits each run's wall time at the progress hooks pyannote's pipeline calls: segmentation
 (the sliding-window model), speaker counting, embeddings (one hook per embedding batch), clustering and the
 reconstruction of the turns, and what follows until the answer. Every stage ends in numpy arrays, so on a
 GPU each time includes the kernels it waited for. `--batch-sizes` sets the segmentation and embedding batch
-sizes in turn (default: the config's). Prints a table and writes
+sizes in turn, `--workers` how many speech pieces the bundled CAM++ embeds at once (default: the config's).
+Prints a table and writes
 benchmarks/results/<name>-diarization-profile.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import time
 from pathlib import Path
@@ -85,6 +87,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=None,
                         help="segmentation and embedding batch sizes to compare (default: the config's)")
+    parser.add_argument("--workers", type=int, nargs="+", default=None,
+                        help="bundled CAM++ embedding workers to compare (default: the config's)")
     args = parser.parse_args()
 
     app = yaml.safe_load(args.config.read_text())["applications"][0]
@@ -100,16 +104,22 @@ def main() -> None:
            "load_s": round(time.perf_counter() - started, 1), "runs": []}
     RESULTS.mkdir(parents=True, exist_ok=True)
     clock = HookClock()
-    for batch in args.batch_sizes or [config.embedding_batch_size]:
+    embedding = diarizer.pipeline._embedding.model_
+    for batch, workers in itertools.product(args.batch_sizes or [config.embedding_batch_size],
+                                            args.workers or [config.embedding_workers]):
+        if args.workers:
+            embedding.parallel(workers)  # a CamPlusPlusEmbedding (the bundled source)
         if args.batch_sizes:
             diarizer.pipeline.segmentation_batch_size = diarizer.pipeline.embedding_batch_size = batch
-            diarizer.warmup()  # the first call of a batch shape allocates
+        diarizer.warmup()  # the first call of a batch shape allocates
         for clip in args.clips:
             for n in range(args.runs):
-                r = {"clip": clip, "run": n, "batch_size": batch} | profile(diarizer, audio[clip], clock)
+                r = {"clip": clip, "run": n, "batch_size": batch, "workers": workers} | profile(
+                    diarizer, audio[clip], clock)
                 out["runs"].append(r)
-                print(f"{clip} run {n}, batches of {batch}: {r['wall_s']:.3f} s, {r['audio_s_per_s']} audio s/s, "
-                      f"{r['embedding_batches']} embedding batches, {r['speakers']} speakers", flush=True)
+                print(f"{clip} run {n}, batches of {batch}, {workers} workers: {r['wall_s']:.3f} s, "
+                      f"{r['audio_s_per_s']} audio s/s, {r['embedding_batches']} embedding batches, "
+                      f"{r['speakers']} speakers", flush=True)
                 for stage, s in r["stages_s"].items():
                     print(f"  {stage:<28} {s:8.3f} s  {100 * s / r['wall_s']:5.1f}%")
                 # After each run: a profile stopped by a time limit keeps what it measured.

@@ -8,6 +8,7 @@ import os
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from pyannote.core import Annotation, Segment
 
@@ -100,3 +101,18 @@ def test_the_cpu_fused_cam_graph_is_left_behind_when_the_module_moves_off_the_cp
     assert embedding._network is embedding.__dict__["_fast"]
     embedding.to("meta")
     assert embedding._network is embedding.campplus
+
+
+def test_the_graph_frozen_for_a_gpu_gives_the_module_s_embeddings_for_any_length():
+    # On a GPU the network runs as a graph traced there on 200 frames and frozen (benchmarks/README.md, GPU):
+    # speech pieces have any length, so the trace must not have kept the example's. Traced here on the CPU,
+    # the same call the GPU path makes.
+    embedding = CamPlusPlusEmbedding.from_bundled()
+    graph = embedding.frozen_graph(torch.device("cpu"))
+    generator = torch.Generator().manual_seed(0)
+    for frames in (20, 57, 433, 998):
+        x = torch.randn(1, frames, 80, generator=generator)
+        with torch.inference_mode():
+            expected, got = embedding.campplus(x), graph(x)
+        assert got.shape == expected.shape == (1, 192)
+        assert torch.allclose(got, expected, rtol=1e-4, atol=1e-4 * expected.abs().max().item())
