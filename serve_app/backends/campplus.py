@@ -177,6 +177,16 @@ class CamPlusPlusEmbedding(Model):
             frames = frames - frames.mean(dim=0, keepdim=True)  # mean normalisation over time
             return self._network(frames[None])[0]
 
+    def warmup(self) -> None:
+        """Runs the network once on each of a spread of piece lengths. On a GPU the first pieces of each new
+        length were slow (9-15 s for the first diarizations after start on an H100: kernels loaded, graph
+        specialisations compiled), and a replica should pay that before it takes requests."""
+        device = next(self.campplus.parameters()).device
+        generator = torch.Generator().manual_seed(0)
+        with torch.inference_mode():
+            for frames in (20, 30, 45, 70, 100, 150, 220, 330, 500, 750, 998, 1000):
+                self._network(torch.randn(1, frames, 80, generator=generator).to(device))
+
     def _map(self, fn, items: list) -> list:
         pool = self.__dict__.get("_pool")
         return list(pool.map(fn, items)) if pool is not None and len(items) > 1 else [fn(x) for x in items]

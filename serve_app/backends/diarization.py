@@ -145,3 +145,6 @@ class PyannoteDiarizer:
     def warmup(self) -> None:
         rng = np.random.default_rng(0)
         self(rng.normal(0, 0.05, SAMPLE_RATE * 12).astype(np.float32))
+        embedding = getattr(getattr(self.pipeline, "_embedding", None), "model_", None)
+        if isinstance(embedding, CamPlusPlusEmbedding):  # the bundled embedding: every piece has its own length
+            embedding.warmup()
