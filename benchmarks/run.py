@@ -135,10 +135,47 @@ def in_process(backend, audio: dict[str, np.ndarray], jobs: list[str], runs: int
 # -- over HTTP: the same measurements for us and for each peer --
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+# Ray's own processes, by what their command line holds.
+_RAY_ROLES = {"ProxyActor": "ray: HTTP proxy", "ServeController": "ray: Serve controller", "raylet": "ray: raylet",
+              "gcs_server": "ray: GCS", "dashboard": "ray: dashboard and agents", "DashboardAgent":
+              "ray: dashboard and agents", "runtime_env": "ray: dashboard and agents", "log_monitor":
+              "ray: dashboard and agents", "serve run": "serve run (the driver)"}
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds (user + system, all threads) that the processes on this machine have used so far, summed
+    by what each is: a Serve replica by its deployment, Ray's own processes by role, this benchmark (the
+    load's client threads; the floor probes run outside `load`), anything else by its program's name."""
+    out: dict[str, float] = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
+            stat = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        title = " ".join(argv)
+        if int(proc.name) == os.getpid():
+            name = "benchmark (HTTP clients)"
+        elif "ServeReplica:" in title:
+            name = title.split("ServeReplica:", 1)[1].split()[0].split(".", 1)[0].split(":")[-1]
+        else:
+            role = next((r for key, r in _RAY_ROLES.items() if key in title), None)
+            program = Path(argv[0]).name if argv[0] else "?"
+            if program.startswith("python") and len(argv) > 1:  # the script or module it runs
+                program += " " + (argv[2] if argv[1] == "-m" and len(argv) > 2 else Path(argv[1]).name)
+            name = role or program
+        out[name] = out.get(name, 0.0) + (int(stat[11]) + int(stat[12])) / _TICK
+    return out
+
+
 def load(post: Post, payloads: dict[str, bytes], seconds: dict[str, float], jobs: list[str], concurrency: int,
-         fields: dict) -> tuple[float, list[tuple[str, float]], int]:
-    """Audio seconds per wall second, each request's latency, and the largest ASR batch any window was
-    decoded in (our `X-ASR-Batch-Sizes` header; 0 for a peer)."""
+         fields: dict) -> tuple[float, list[tuple[str, float]], int, dict[str, float]]:
+    """Audio seconds per wall second, each request's latency, the largest ASR batch any window was decoded
+    in (our `X-ASR-Batch-Sizes` header; 0 for a peer), and the cores each kind of process kept busy (CPU
+    seconds per wall second, `cpu_seconds`): where the machine went, beside what it delivered."""
     batches = [0]
 
     def one(name: str) -> tuple[str, float]:
@@ -149,11 +186,23 @@ def load(post: Post, payloads: dict[str, bytes], seconds: dict[str, float], jobs
         batches.extend(int(b) for b in r.headers.get("x-asr-batch-sizes", "").split(",") if b)
         return name, time.perf_counter() - start
 
+    cpu_before = cpu_seconds()
     start = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
         latencies = list(pool.map(one, jobs))
     wall = time.perf_counter() - start
-    return sum(seconds[j] for j in jobs) / wall, latencies, max(batches)
+    cpu_after = cpu_seconds()
+    # A process that started or ended during the level counts from 0 / up to its last reading.
+    cores = {k: (v - cpu_before.get(k, 0.0)) / wall for k, v in cpu_after.items()}
+    return sum(seconds[j] for j in jobs) / wall, latencies, max(batches), cores
+
+
+def busy_cores(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Per kind of process, the median over runs of the cores it kept busy (those above 0.01), and the total."""
+    names = {k for r in runs for k in r}
+    median = {k: statistics.median(r.get(k, 0.0) for r in runs) for k in names}
+    kept = {k: round(v, 2) for k, v in sorted(median.items(), key=lambda kv: -kv[1]) if v >= 0.01}
+    return {"total": round(sum(v for v in median.values() if v > 0), 2)} | kept
 
 
 def p95(values: list[float]) -> float:
@@ -169,18 +218,19 @@ def levels(post: Post, audio: dict[str, np.ndarray], jobs: list[str], concurrenc
     seconds = {name: len(audio[name]) / RATE for name in payloads}
     out = {}
     for c in concurrency:
-        throughput, p50s, p95s, short, probes, largest = [], [], [], [], [], 0
+        throughput, p50s, p95s, short, probes, largest, cores = [], [], [], [], [], 0, []
         for _ in range(runs):
             probes.append(probe())
-            t, lat, batch = load(post, payloads, seconds, jobs, c, fields)
+            t, lat, batch, used = load(post, payloads, seconds, jobs, c, fields)
             largest = max(largest, batch)
+            cores.append(used)
             throughput.append(t)
             p50s.append(statistics.median(x for _, x in lat))
             p95s.append(p95([x for _, x in lat]))
             short.append(statistics.median(x for name, x in lat if name == "5s"))
         out[str(c)] = {"audio_s_per_s": summary(throughput), "p50_s": summary(p50s), "p95_s": summary(p95s),
                        "p50_5s_clip_s": summary(short), "probe_floor_30s_s": summary(probes),
-                       "largest_batch": largest}
+                       "largest_batch": largest, "cores_busy": busy_cores(cores)}
         print(f"  c={c}: {out[str(c)]['audio_s_per_s']['median']:.1f} audio s/s, p95 {out[str(c)]['p95_s']['median']:.1f} s",
               flush=True)
     return out
@@ -533,6 +583,24 @@ def markdown(r: dict) -> str:
             row += (f" {theirs['audio_s_per_s']['median']:.1f}, {theirs['p95_s']['median']:.1f}, {_probe(theirs)} | "
                     f"{v['throughput_ratio']:.2f}x, {v['p95_ratio']:.2f}x |")
         lines.append(row)
+    plain = ours["variants"].get("plain", {})
+    if any("cores_busy" in level for level in plain.values()):
+        lines += ["", "### Where the CPU went (plain): cores kept busy during each level, by process", "",
+                  "| concurrency | ours: total | ours: the 5 busiest | " + " | ".join(f"{n}: total, busiest" for n in peers)
+                  + (" |" if peers else ""), "|---|---|---|" + "---|" * len(peers)]
+        for c, level in plain.items():
+            busy = dict(level.get("cores_busy", {}))
+            total = busy.pop("total", 0.0)
+            top = ", ".join(f"{k} {v:.2f}" for k, v in list(busy.items())[:5])
+            row = f"| {c} | {total:.2f} | {top} |"
+            for n in peers:
+                theirs = dict(r["peers"][n]["concurrency"][c].get("cores_busy", {}))
+                if not theirs:
+                    row += " - |"
+                    continue
+                their_total = theirs.pop("total")
+                row += f" {their_total:.2f}, " + ", ".join(f"{k} {v:.2f}" for k, v in list(theirs.items())[:2]) + " |"
+            lines.append(row)
     by_size = ours.get("plain_by_batch_size")
     if by_size:
         sizes = list(by_size)

@@ -2,6 +2,7 @@
 
     python -m serve_app.eval.diarization evaluate [--out benchmarks/results/diarization.json] [--long-minutes 60]
     python -m serve_app.eval.diarization tune     # rewrites serve_app/backends/bundled_diarization.json
+    python -m serve_app.eval.diarization steps --steps 0.1 0.2 0.3   # DER and speed per segmentation step
 
 Data: `sample.wav` from the pyannote.audio wheel, and the 30 s AMI excerpts in the pyannote-audio 4.0.7
 sdist (`tests/data`, 1-4 speakers), fetched once from PyPI with pip into ~/.cache/serve_app unless
@@ -130,11 +131,12 @@ def run(pipeline, items: list[Item], **kwargs) -> tuple[dict[str, Annotation], f
     return hypotheses, seconds
 
 
-def bundled(parameters: Optional[dict] = None):
+def bundled(parameters: Optional[dict] = None, segmentation_step: Optional[float] = None):
     if DEV.cpu_threads:
         torch.set_num_threads(DEV.cpu_threads)
     pipeline = build_bundled_pipeline(
-        DEV.segmentation_step, DEV.segmentation_batch_size, DEV.embedding_batch_size, DEV.embedding_workers
+        segmentation_step or DEV.segmentation_step, DEV.segmentation_batch_size, DEV.embedding_batch_size,
+        DEV.embedding_workers,
     )
     pipeline.instantiate(parameters or bundled_parameters())
     return pipeline
@@ -228,6 +230,31 @@ def long_file(args: argparse.Namespace) -> dict:
     }
 
 
+def steps(args: argparse.Namespace) -> dict:
+    """DER (sample.wav; all 14 AMI excerpts) and real-time factor of the bundled pipeline at each segmentation
+    step, with the tuned parameters (tuned at the dev config's step). The step sets how many 10 s windows
+    are segmented and embedded: the cost of diarization."""
+    data = ami_dir(args.data)
+    sets = {"sample": [sample_item()],
+            "ami": ami_items(data, "train") + ami_items(data, "development") + ami_items(data, "test")}
+    out: dict = {"command": "python -m serve_app.eval.diarization steps --steps " + " ".join(map(str, args.steps)),
+                 "tuned_at_step": DEV.segmentation_step, "steps": {}}
+    for step in args.steps:
+        pipeline = bundled(segmentation_step=step)
+        pipeline(sets["sample"][0].file())  # warm-up, not timed
+        row: dict = {}
+        seconds = audio = 0.0
+        for name, items in sets.items():
+            hyps, spent = run(pipeline, items)
+            seconds += spent
+            audio += sum(i.duration for i in items)
+            row[name] = {f"der_collar_{c}": round(der(items, hyps, c), 4) for c in COLLARS} | {"files": len(items)}
+        row["real_time_factor"] = round(seconds / audio, 4)
+        out["steps"][str(step)] = row
+        print(json.dumps({str(step): row}), file=sys.stderr, flush=True)
+    return out
+
+
 def tune(args: argparse.Namespace) -> dict:
     """Grid search of the clustering threshold, min_cluster_size and min_duration_off on AMI train+dev,
     by DER at collar 0. Segmentation and embeddings do not depend on these, so they are computed once
@@ -271,7 +298,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m serve_app.eval.diarization", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("evaluate", "tune", "long"):
+    for name in ("evaluate", "tune", "long", "steps"):
         p = sub.add_parser(name)
         p.add_argument("--data", type=Path, help="the sdist's tests/data folder (default: fetched and cached)")
     sub.choices["evaluate"].add_argument("--out", type=Path, default=Path("benchmarks/results/diarization.json"))
@@ -280,6 +307,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     sub.choices["tune"].add_argument("--no-write", dest="write", action="store_false",
                                      help=f"print the best parameters without rewriting {BUNDLED_PARAMETERS_FILE.name}")
     sub.choices["long"].add_argument("--minutes", type=float, default=60)
+    sub.choices["steps"].add_argument("--steps", type=float, nargs="+", default=[0.1, 0.2, 0.3])
+    sub.choices["steps"].add_argument("--out", type=Path, default=Path("benchmarks/results/diarization-steps.json"))
     args = parser.parse_args(argv)
 
     if args.command == "evaluate":
@@ -288,6 +317,10 @@ def main(argv: Optional[list[str]] = None) -> None:
         args.out.write_text(json.dumps(result, indent=2) + "\n")
     elif args.command == "tune":
         result = tune(args)
+    elif args.command == "steps":
+        result = steps(args)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
     else:
         result = long_file(args)
     print(json.dumps(result))
