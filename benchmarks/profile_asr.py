@@ -111,6 +111,17 @@ def profile(backend, audio, batch: int, fmt: str) -> dict:
     }
 
 
+def report(headline: str, run: dict, out: dict, path: Path) -> None:
+    """Prints one profiled run (`run["stages_s"]`: each stage's seconds and share of `run["wall_s"]`, with
+    `run["calls"]` where counted), then rewrites `path` with `out`, so that a profile stopped by a time limit
+    keeps what it measured."""
+    print(headline, flush=True)
+    for stage, seconds in run["stages_s"].items():
+        calls = f"  ({run['calls'][stage]} calls)" if "calls" in run else ""
+        print(f"  {stage:<28} {seconds:8.3f} s  {100 * seconds / run['wall_s']:5.1f}%{calls}")
+    path.write_text(json.dumps(out, indent=2) + "\n")
+
+
 class _Proxy:
     """Stands in for the CTranslate2 model so its methods can be wrapped (the extension type's are read-only)."""
 
@@ -155,13 +166,10 @@ def main() -> None:
                 r = profile(backend, audio, batch, fmt)
                 r["compute_type"] = compute_type
                 runs.append(r)
-                print(f"{compute_type}, batch {batch}, {fmt}: {r['audio_s_per_s']} audio s/s, "
-                      f"{r['windows']} windows, {r['generate_calls']} generate calls, {r['decoder_steps']} decoder "
-                      f"steps ({r['generate_ms_per_step']} ms each), {r['tokens']} tokens", flush=True)
-                for stage, s in r["stages_s"].items():
-                    print(f"  {stage:<26} {s:8.3f} s  {100 * s / r['wall_s']:5.1f}%  ({r['calls'][stage]} calls)")
-                # After each run: a profile stopped by a time limit keeps what it measured.
-                (RESULTS / f"{name}-profile.json").write_text(json.dumps(out, indent=2) + "\n")
+                report(f"{compute_type}, batch {batch}, {fmt}: {r['audio_s_per_s']} audio s/s, {r['windows']} "
+                       f"windows, {r['generate_calls']} generate calls, {r['decoder_steps']} decoder steps "
+                       f"({r['generate_ms_per_step']} ms each), {r['tokens']} tokens", r, out,
+                       RESULTS / f"{name}-profile.json")
         del backend
 
 

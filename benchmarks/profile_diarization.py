@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import time
 from pathlib import Path
 
 import yaml
 
+from benchmarks.profile_asr import report
 from benchmarks.run import RATE, RESULTS, clips, machine
 from serve_app.config import AppConfig
 
@@ -117,13 +117,9 @@ def main() -> None:
                 r = {"clip": clip, "run": n, "batch_size": batch, "workers": workers} | profile(
                     diarizer, audio[clip], clock)
                 out["runs"].append(r)
-                print(f"{clip} run {n}, batches of {batch}, {workers} workers: {r['wall_s']:.3f} s, "
-                      f"{r['audio_s_per_s']} audio s/s, {r['embedding_batches']} embedding batches, "
-                      f"{r['speakers']} speakers", flush=True)
-                for stage, s in r["stages_s"].items():
-                    print(f"  {stage:<28} {s:8.3f} s  {100 * s / r['wall_s']:5.1f}%")
-                # After each run: a profile stopped by a time limit keeps what it measured.
-                (RESULTS / f"{name}-diarization-profile.json").write_text(json.dumps(out, indent=2) + "\n")
+                report(f"{clip} run {n}, batches of {batch}, {workers} workers: {r['wall_s']:.3f} s, "
+                       f"{r['audio_s_per_s']} audio s/s, {r['embedding_batches']} embedding batches, "
+                       f"{r['speakers']} speakers", r, out, RESULTS / f"{name}-diarization-profile.json")
 
 
 if __name__ == "__main__":
