@@ -45,7 +45,7 @@ from benchmarks.peers import PEERS, start_peer
 from serve_app.config import AppConfig, ModelConfig
 from serve_app.eval.diarization import sample_dir
 from serve_app.eval.runner import running_app, wav_bytes as wav
-from serve_app.eval.soak import replica_memory
+from serve_app.eval.soak import replica_memory, serve_replica
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MODELS_DIR = Path.home() / ".cache" / "serve_app" / "models"
@@ -157,10 +157,11 @@ def cpu_seconds() -> dict[str, float]:
         except OSError:
             continue
         title = " ".join(argv)
+        replica = serve_replica(title)
         if int(proc.name) == os.getpid():
             name = "benchmark (HTTP clients)"
-        elif "ServeReplica:" in title:
-            name = title.split("ServeReplica:", 1)[1].split()[0].split(".", 1)[0].split(":")[-1]
+        elif replica is not None:
+            name = replica.split(":")[-1]  # "speech:Ingress" -> "Ingress"
         else:
             role = next((r for key, r in _RAY_ROLES.items() if key in title), None)
             program = Path(argv[0]).name if argv[0] else "?"
@@ -574,7 +575,8 @@ def markdown(r: dict) -> str:
         head += f" {n}: audio s/s, p95 s, host: floor s | ours / {n}: throughput, p95 |"
         sep += "---|---|"
     lines += ["", "### Plain transcription (json), us against the limit and the peers", "", head, sep]
-    for c, level in ours["variants"].get("plain", {}).items():
+    plain = ours["variants"].get("plain", {})
+    for c, level in plain.items():
         t = level["audio_s_per_s"]
         row = (f"| {c} | {t['median']:.1f} ({t['min']:.1f}-{t['max']:.1f}) | {level['fraction_of_limit']:.2f} | "
                f"{_ratio(level.get('vs_concurrency_1'))} | {level['p50_s']['median']:.1f} | {level['p95_s']['median']:.1f} | "
@@ -585,7 +587,6 @@ def markdown(r: dict) -> str:
             row += (f" {theirs['audio_s_per_s']['median']:.1f}, {theirs['p95_s']['median']:.1f}, {_probe(theirs)} | "
                     f"{v['throughput_ratio']:.2f}x, {v['p95_ratio']:.2f}x |")
         lines.append(row)
-    plain = ours["variants"].get("plain", {})
     if any("cores_busy" in level for level in plain.values()):
         lines += ["", "### Where the CPU went (plain): cores kept busy during each level, by process", "",
                   "| concurrency | ours: total | ours: the 5 busiest | " + " | ".join(f"{n}: total, busiest" for n in peers)

@@ -96,10 +96,8 @@ class CamPlusPlusEmbedding(Model):
 
     def freeze(self) -> "CamPlusPlusEmbedding":
         """Trace, freeze and fuse the network for inference (about 12% faster on CPU; same numbers to 1e-5)."""
-        example = torch.randn(1, 200, 80)  # (B, frames, 80); the traced graph takes any number of frames
         with torch.no_grad():
-            traced = torch.jit.trace(self.campplus.eval(), example)
-            fast = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
+            fast = torch.jit.optimize_for_inference(self.frozen_graph(torch.device("cpu")))
         # NOTE: kept out of the module tree, so state_dict() and checkpoints hold only the original weights.
         self.__dict__["_fast"] = fast
         return self
@@ -112,9 +110,11 @@ class CamPlusPlusEmbedding(Model):
         # diarization (benchmarks/README.md, GPU).
         fast = self.__dict__.get("_fast")
         device = next(self.campplus.parameters()).device
-        if fast is None or device.type == "cpu":
-            return fast if fast is not None else self.campplus
-        if device.type != "cuda":
+        if fast is None:  # not frozen: the module as it is
+            return self.campplus
+        if device.type == "cpu":
+            return fast
+        if device.type != "cuda":  # e.g. "meta": nothing to trace there
             return self.campplus
         graphs = self.__dict__.setdefault("_device_graphs", {})
         if device not in graphs:
@@ -180,8 +180,11 @@ class CamPlusPlusEmbedding(Model):
     def warmup(self) -> None:
         """Runs the network once on each of a spread of piece lengths. On a GPU the first pieces of each new
         length were slow (9-15 s for the first diarizations after start on an H100: kernels loaded, graph
-        specialisations compiled), and a replica should pay that before it takes requests."""
+        specialisations compiled), and a replica should pay that before it takes requests. On the CPU there is
+        no such cost, so nothing to do."""
         device = next(self.campplus.parameters()).device
+        if device.type == "cpu":
+            return
         generator = torch.Generator().manual_seed(0)
         with torch.inference_mode():
             for frames in (20, 30, 45, 70, 100, 150, 220, 330, 500, 750, 998, 1000):

@@ -32,6 +32,15 @@ MODELS = ["whisper-base", "whisper-tiny.en"]
 LENGTHS_S = [3, 10, 30]
 
 
+def serve_replica(title: str) -> Optional[str]:
+    """The Serve replica a process's command line names ("speech:Ingress"), or None for any other process.
+    Ray retitles a replica's process with the method it runs ("speech:Ingress.handle_request_with_rejection"):
+    one replica, one name."""
+    if "ServeReplica:" not in title:
+        return None
+    return title.split("ServeReplica:", 1)[1].split()[0].split(".", 1)[0]
+
+
 def replica_memory() -> dict[str, dict[str, float]]:
     """Memory of every Ray Serve replica process on this machine, in MB, by replica: `rss` (resident) and
     `private` (without the shared-memory pages it has touched, RssShmem: those are Ray's object store, and a
@@ -42,11 +51,9 @@ def replica_memory() -> dict[str, dict[str, float]]:
             continue
         try:
             title = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            if "ServeReplica:" not in title:
+            name = serve_replica(title)
+            if name is None:
                 continue
-            # Ray retitles the process with the method it runs ("speech:Ingress.handle_request_with_rejection"):
-            # one replica, one name.
-            name = title.split("ServeReplica:", 1)[1].split()[0].split(".", 1)[0]
             status = dict(line.split(":", 1) for line in (proc / "status").read_text().splitlines() if ":" in line)
             rss_kb = int(status["VmRSS"].split()[0])
             shared_kb = int(status["RssShmem"].split()[0])
