@@ -2,7 +2,6 @@
 
 
 import asyncio
-import hmac
 import logging
 import uuid
 from typing import Optional
@@ -17,6 +16,7 @@ from ray.serve.handle import DeploymentHandle
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from serve_app.auth import bearer_token, key_matches
 from serve_app.config import AppConfig, api_keys_from_env
 from serve_app.errors import (
     APIError,
@@ -243,11 +243,5 @@ class Ingress:
     def _authorize(self, request: Request) -> None:
         if not self._keys:
             return
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            raise Unauthorized()
-        given = token.encode()
-        # Constant time, and every key is compared so timing does not tell which one nearly matched.
-        if not any([hmac.compare_digest(given, key) for key in self._keys]):
+        if not key_matches(bearer_token(request.headers.get("authorization", "")), self._keys):
             raise Unauthorized()

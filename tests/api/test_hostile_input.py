@@ -92,10 +92,12 @@ BAD_AUTH = {
     "wrong key": {"Authorization": f"Bearer {WRONG_KEY}"},
     "wrong scheme": {"Authorization": f"Basic {API_KEYS[0]}"},
     "scheme only": {"Authorization": "Bearer"},
-    # (A key with a trailing space cannot be sent with httpx: see raw_get below.)
+    # (Trailing whitespace cannot be sent with httpx: see raw_get below.)
     "key and more": {"Authorization": f"Bearer {API_KEYS[0]} x"},
+    "key, a tab and more": {"Authorization": f"Bearer {API_KEYS[0]}\tx"},
     "key with a suffix": {"Authorization": f"Bearer {API_KEYS[0]}x"},
-    "two spaces": {"Authorization": f"Bearer  {API_KEYS[0]}"},
+    "key with a prefix": {"Authorization": f"Bearer x{API_KEYS[0]}"},
+    "scheme glued to the key": {"Authorization": f"Bearer{API_KEYS[0]}"},
 }
 
 
@@ -126,11 +128,13 @@ def test_empty_bearer_with_trailing_whitespace_is_401(server, value):
     assert status == 401 and b"www-authenticate: Bearer" in raw.lower().replace(b"bearer", b"Bearer")
 
 
-def test_key_with_trailing_space_is_not_the_key(server):
-    status, raw = raw_get(server, "/v1/models", f"Bearer {API_KEYS[0]} ")
-    assert status == 401, raw
-    status, _ = raw_get(server, "/v1/models", f"Bearer {API_KEYS[0]}")
-    assert status == 200
+@pytest.mark.parametrize("value", [f"Bearer {API_KEYS[0]} ", f"Bearer {API_KEYS[0]}\t ", f"bearer  {API_KEYS[0]}"])
+def test_whitespace_around_the_key_is_not_part_of_it(server, value):
+    # RFC 9110 5.5: whitespace around a field value is not part of it (uvicorn >= 0.55 trims it for both
+    # of its parsers, and serve_app.auth trims it again whatever server is in front). RFC 6750 2.1 allows
+    # one or more spaces after the scheme. Still wrong: a second word, a suffix, `Bearer` alone (above).
+    status, raw = raw_get(server, "/v1/models", value)
+    assert status == 200, raw
 
 
 def test_no_key_ever_appears_in_the_logs(server, clip):

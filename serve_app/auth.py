@@ -1,0 +1,31 @@
+"""Bearer-key checks, kept free of the HTTP stack so that every server under Ray Serve gives one answer."""
+
+from __future__ import annotations
+
+import hmac
+
+# RFC 9110 5.5: optional whitespace (SP / HTAB) around a field value is not part of the value.
+_OWS = " \t"
+
+
+def bearer_token(header: str) -> str | None:
+    """The b64token of an `Authorization: Bearer <token>` field value, or None.
+
+    RFC 6750 2.1: `credentials = "Bearer" 1*SP b64token`, scheme case-insensitive. Whitespace around the
+    value is trimmed here as well as by the HTTP server: uvicorn's h11 parser always trimmed it and its
+    httptools parser only since 0.55, so without this the same request got 200 or 401 by install.
+    Anything after the token (a second word, a tab) is not a token: None.
+    """
+    scheme, _, token = header.strip(_OWS).partition(" ")
+    token = token.lstrip(" ")
+    if scheme.lower() != "bearer" or not token or any(c in token for c in " \t"):
+        return None
+    return token
+
+
+def key_matches(token: str | None, keys: list[bytes]) -> bool:
+    """Constant time, and every key is compared so timing does not tell which one nearly matched."""
+    if token is None:
+        return False
+    given = token.encode()
+    return any([hmac.compare_digest(given, key) for key in keys])
