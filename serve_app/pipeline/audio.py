@@ -1,15 +1,20 @@
-"""Decode any container PyAV/FFmpeg reads into 16 kHz mono float32, within the configured limits."""
+"""Decode an upload in one of the accepted audio containers into 16 kHz mono float32, within the limits.
+
+Only the demuxer of the container recognised from the file's signature runs (pipeline/containers.py);
+nothing inside a file may open another file, URL or socket; decoding has a time limit."""
 
 from __future__ import annotations
 
 import io
 import logging
 import struct
+import time
 
 import av
 import numpy as np
 
 from serve_app.errors import InvalidRequest, PayloadTooLarge, UnsupportedMedia
+from serve_app.pipeline.containers import ACCEPTED, DEMUXERS, sniff_container
 from serve_app.pipeline.types import SAMPLE_RATE, Audio
 
 logger = logging.getLogger(__name__)
@@ -20,24 +25,35 @@ _STREAMING_PLACEHOLDER = 0x7FFF0000
 MIN_RATE, MAX_RATE, MAX_CHANNELS = 1000, 384_000, 64
 # A header may claim any length up to the limit: reserve at most this much up front, grow past it.
 _MAX_PREALLOCATED_S = 3600
+# Nested I/O off, for every demuxer: no protocol at all (the file is read through our own buffer, not a
+# protocol), no mp4 external data references, no unsafe paths. io_open below refuses what is left.
+_DEMUXER_OPTIONS = {"protocol_whitelist": "none", "enable_drefs": "0", "use_absolute_path": "0", "safe": "1"}
+# FFmpeg's own wait for I/O (our buffer never blocks; this bounds a demuxer that loops on its reads).
+_IO_TIMEOUT_S = 10.0
 
 
-def decode_audio(data: bytes | memoryview | np.ndarray, *, max_duration_s: float) -> Audio:
-    """Decode `data` (the file's bytes, or a uint8 array over them; any container/codec FFmpeg knows) to
-    16 kHz mono float32. The file is read where it lies, not copied.
+def decode_audio(data: bytes | memoryview | np.ndarray, *, max_duration_s: float, time_limit_s: float = 600) -> Audio:
+    """Decode `data` (the file's bytes, or a uint8 array over them) to 16 kHz mono float32. The file is
+    read where it lies, not copied.
 
-    Raises InvalidRequest (400) for empty or undecodable input, UnsupportedMedia (415) for a
-    container without an audio stream, PayloadTooLarge (413) past `max_duration_s`.
+    Raises InvalidRequest (400) for empty or undecodable input, UnsupportedMedia (415) for a file that is
+    not in an accepted container or has no audio stream, PayloadTooLarge (413) past `max_duration_s` or
+    when decoding takes longer than `time_limit_s`.
     """
+    deadline = time.monotonic() + time_limit_s
     view = memoryview(data).cast("B")
     if not len(view):
         raise InvalidRequest("The audio file is empty.", param="file")
+    kind = sniff_container(view)
+    if kind is None:
+        raise UnsupportedMedia(
+            f"The file is not in an accepted audio container. Send one of: {ACCEPTED}.",
+            param="file",
+            code="unsupported_container",
+        )
     _check_wav_header(view)
     max_samples = int(max_duration_s * SAMPLE_RATE)
-    try:
-        container = av.open(_BufferFile(view), mode="r", metadata_errors="ignore")
-    except (av.FFmpegError, ValueError, EOFError):
-        raise InvalidRequest(_UNDECODABLE, param="file") from None
+    container = open_container(view, DEMUXERS[kind])
     with container:
         if not container.streams.audio:
             raise UnsupportedMedia("The file has no audio stream that can be decoded.", param="file")
@@ -68,6 +84,8 @@ def decode_audio(data: bytes | memoryview | np.ndarray, *, max_duration_s: float
                     pcm.append(out.to_ndarray().reshape(-1))
                 if pcm.total > max_samples:
                     raise _too_long(max_duration_s)
+                if time.monotonic() > deadline:
+                    raise _too_slow(time_limit_s)
             for out in resampler.resample(None):
                 pcm.append(out.to_ndarray().reshape(-1))
         except (av.FFmpegError, ValueError, EOFError) as exc:
@@ -80,6 +98,27 @@ def decode_audio(data: bytes | memoryview | np.ndarray, *, max_duration_s: float
     if pcm.total == 0:
         raise InvalidRequest("The audio file contains no audio samples.", param="file")
     return Audio(samples=pcm.finish())
+
+
+def open_container(view: memoryview, demuxer: str):
+    """`view` opened by FFmpeg's `demuxer` and no other, with nested I/O refused (see _DEMUXER_OPTIONS)."""
+    try:
+        return av.open(
+            _BufferFile(view),
+            mode="r",
+            format=demuxer,
+            options=dict(_DEMUXER_OPTIONS),
+            metadata_errors="ignore",
+            timeout=_IO_TIMEOUT_S,
+            io_open=_refuse_nested_open,
+        )
+    except (av.FFmpegError, ValueError, EOFError, PermissionError):
+        raise InvalidRequest(_UNDECODABLE, param="file") from None
+
+
+def _refuse_nested_open(url: str, flags: int, options: dict):
+    # A demuxer that wants another file or URL (a playlist entry, an external reference) gets none.
+    raise PermissionError(f"nested open refused: {url[:100]!r}")
 
 
 class _Pcm:
@@ -182,4 +221,12 @@ def _too_long(max_duration_s: float) -> PayloadTooLarge:
     )
 
 
-_UNDECODABLE = "The file could not be decoded as audio. Send wav, mp3, m4a, webm, flac, ogg/opus or aac."
+def _too_slow(time_limit_s: float) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"The audio took longer than this server's limit of {time_limit_s:g} s to decode.",
+        param="file",
+        code="decode_time_exceeded",
+    )
+
+
+_UNDECODABLE = f"The file could not be decoded as audio. Send one of: {ACCEPTED}."

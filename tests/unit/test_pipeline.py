@@ -6,7 +6,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from serve_app.errors import APIError, InvalidRequest, PayloadTooLarge, envelope, find_api_error
+from serve_app.errors import APIError, InvalidRequest, PayloadTooLarge, UnsupportedMedia, envelope, find_api_error
 from serve_app.pipeline.audio import _Pcm, decode_audio
 from serve_app.pipeline.formatting import render
 from serve_app.pipeline.scheduling import DueQueue, due_at
@@ -98,9 +98,11 @@ def test_decode_limits_and_garbage():
     assert decode_audio(data, max_duration_s=60).duration == pytest.approx(30.0)
     with pytest.raises(PayloadTooLarge):
         decode_audio(data, max_duration_s=10)
-    for bad in (b"", b"not audio" * 100, data[:44]):
+    for bad in (b"", data[:44]):
         with pytest.raises(InvalidRequest):
             decode_audio(bad, max_duration_s=60)
+    with pytest.raises(UnsupportedMedia):  # no accepted container's signature
+        decode_audio(b"not audio" * 100, max_duration_s=60)
 
 
 def test_decoder_array_grows_past_the_stated_length():
