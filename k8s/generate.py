@@ -175,8 +175,9 @@ def rayservice(serve_config: str, *, gpu: bool) -> dict:
 def networkpolicy() -> dict:
     """Ingress to the RayService's Ray pods (head and workers, every cluster it starts).
 
-    Egress is left alone (the pods need DNS, the hub, the API server for the autoscaler).
-    kubectl port-forward reaches a pod through the kubelet, not the pod network, so it is not affected."""
+    Egress is left alone (the pods need DNS, the hub, the API server for the autoscaler). Traffic from the
+    pod's own node is always allowed (Kubernetes' NetworkPolicy rule), so the kubelet's probes of the dashboard
+    agent (52365) pass; kubectl port-forward goes through the kubelet too, not the pod network."""
 
     def tcp(*ports: int) -> list[dict]:
         return [{"protocol": "TCP", "port": p} for p in ports]

@@ -75,6 +75,20 @@ class LimitsConfig(_Strict):
     max_upload_bytes: int = Field(500_000_000, gt=0)
     max_download_bytes: int = Field(1_000_000_000, gt=0)
     max_duration_s: float = Field(4 * 3600, gt=0)
+    # Wall time one decode may take (a file that decodes slower than this is refused with 413).
+    decode_time_limit_s: float = Field(600, gt=0)
+    # Decoded audio that all the decodes in progress in one AudioDecoder replica may hold together, in
+    # seconds of 16 kHz float32 (230 MB per hour): past it, 503 `overloaded` with Retry-After.
+    max_decoding_audio_s: float = Field(8 * 3600, gt=0)
+
+    @model_validator(mode="after")
+    def _one_file_fits(self) -> "LimitsConfig":
+        if self.max_decoding_audio_s < self.max_duration_s:
+            raise ValueError(
+                f"max_decoding_audio_s ({self.max_decoding_audio_s:g}) must be at least max_duration_s "
+                f"({self.max_duration_s:g}), or a file at the duration limit could never be decoded"
+            )
+        return self
 
 
 class FetchConfig(_Strict):

@@ -8,8 +8,9 @@ from ray import serve
 
 from serve_app.config import FetchConfig, LimitsConfig
 from serve_app.pipeline.audio import decode_audio
+from serve_app.pipeline.budget import Budget
 from serve_app.pipeline.fetch import fetch_url
-from serve_app.pipeline.types import Audio, AudioSource
+from serve_app.pipeline.types import SAMPLE_RATE, Audio, AudioSource
 
 
 @serve.deployment
@@ -17,6 +18,11 @@ class AudioDecoder:
     def __init__(self, limits: LimitsConfig, fetch: FetchConfig) -> None:
         self.limits = limits
         self.fetch = fetch
+        # One ceiling for every decode running in this replica, whatever the request.
+        self.budget = Budget(
+            int(limits.max_decoding_audio_s * SAMPLE_RATE),
+            what=f"decoded audio ({limits.max_decoding_audio_s:g} s in all)",
+        )
 
     async def decode(self, source: AudioSource) -> Audio:
         # Downloads and FFmpeg block: run them in a thread so the replica keeps serving.
@@ -33,4 +39,9 @@ class AudioDecoder:
                 connect_timeout_s=self.fetch.connect_timeout_s,
                 total_timeout_s=self.fetch.total_timeout_s,
             )
-        return decode_audio(b"" if data is None else data, max_duration_s=self.limits.max_duration_s)
+        return decode_audio(
+            b"" if data is None else data,
+            max_duration_s=self.limits.max_duration_s,
+            time_limit_s=self.limits.decode_time_limit_s,
+            budget=self.budget,
+        )

@@ -14,6 +14,7 @@ import av
 import numpy as np
 
 from serve_app.errors import InvalidRequest, PayloadTooLarge, UnsupportedMedia
+from serve_app.pipeline.budget import Budget
 from serve_app.pipeline.containers import ACCEPTED, DEMUXERS, sniff_container
 from serve_app.pipeline.types import SAMPLE_RATE, Audio
 
@@ -32,13 +33,20 @@ _DEMUXER_OPTIONS = {"protocol_whitelist": "none", "enable_drefs": "0", "use_abso
 _IO_TIMEOUT_S = 10.0
 
 
-def decode_audio(data: bytes | memoryview | np.ndarray, *, max_duration_s: float, time_limit_s: float = 600) -> Audio:
+def decode_audio(
+    data: bytes | memoryview | np.ndarray,
+    *,
+    max_duration_s: float,
+    time_limit_s: float = 600,
+    budget: Budget | None = None,
+) -> Audio:
     """Decode `data` (the file's bytes, or a uint8 array over them) to 16 kHz mono float32. The file is
-    read where it lies, not copied.
+    read where it lies, not copied. The samples being decoded are reserved in `budget` (shared by every
+    decode in the process) while the array grows, and released when this returns.
 
     Raises InvalidRequest (400) for empty or undecodable input, UnsupportedMedia (415) for a file that is
     not in an accepted container or has no audio stream, PayloadTooLarge (413) past `max_duration_s` or
-    when decoding takes longer than `time_limit_s`.
+    when decoding takes longer than `time_limit_s`, Overloaded (503) when `budget` is spent.
     """
     deadline = time.monotonic() + time_limit_s
     view = memoryview(data).cast("B")
@@ -75,29 +83,36 @@ def decode_audio(data: bytes | memoryview | np.ndarray, *, max_duration_s: float
             declared = float(stream.duration * stream.time_base)
             if declared > max_duration_s * 1.05 + 1:
                 raise _too_long(max_duration_s)
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
-        pcm = _Pcm(expected_s=min(declared, _MAX_PREALLOCATED_S))
+        pcm = _Pcm(expected_s=min(declared, _MAX_PREALLOCATED_S), budget=budget)
         try:
-            for frame in _frames(container, stream):
-                frame.pts = None  # NOTE: resampler refuses frames with odd pts; timing is sample-exact anyway
-                for out in resampler.resample(frame):
-                    pcm.append(out.to_ndarray().reshape(-1))
-                if pcm.total > max_samples:
-                    raise _too_long(max_duration_s)
-                if time.monotonic() > deadline:
-                    raise _too_slow(time_limit_s)
-            for out in resampler.resample(None):
-                pcm.append(out.to_ndarray().reshape(-1))
-        except (av.FFmpegError, ValueError, EOFError) as exc:
-            if pcm.total == 0:
-                raise InvalidRequest(_UNDECODABLE, param="file") from None
-            # A truncated tail: keep what decoded, as ffmpeg does.
-            logger.info("audio stream ended early: %s", exc)
+            _decode_into(pcm, container, stream, max_samples, max_duration_s, deadline, time_limit_s)
+        finally:
+            pcm.release()  # the array is the caller's now: what the budget bounds is decodes in progress
     if pcm.total > max_samples:
         raise _too_long(max_duration_s)
     if pcm.total == 0:
         raise InvalidRequest("The audio file contains no audio samples.", param="file")
     return Audio(samples=pcm.finish())
+
+
+def _decode_into(pcm, container, stream, max_samples, max_duration_s, deadline, time_limit_s) -> None:
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+    try:
+        for frame in _frames(container, stream):
+            frame.pts = None  # NOTE: resampler refuses frames with odd pts; timing is sample-exact anyway
+            for out in resampler.resample(frame):
+                pcm.append(out.to_ndarray().reshape(-1))
+            if pcm.total > max_samples:
+                raise _too_long(max_duration_s)
+            if time.monotonic() > deadline:
+                raise _too_slow(time_limit_s)
+        for out in resampler.resample(None):
+            pcm.append(out.to_ndarray().reshape(-1))
+    except (av.FFmpegError, ValueError, EOFError) as exc:
+        if pcm.total == 0:
+            raise InvalidRequest(_UNDECODABLE, param="file") from None
+        # A truncated tail: keep what decoded, as ffmpeg does.
+        logger.info("audio stream ended early: %s", exc)
 
 
 def open_container(view: memoryview, demuxer: str):
@@ -126,16 +141,33 @@ class _Pcm:
     (a list of int16 chunks, then their concatenation, then its float32 copy held 454 MB beyond the upload
     at the peak for an hour of audio; this holds the 230 MB of float32 and one frame)."""
 
-    def __init__(self, expected_s: float) -> None:
+    def __init__(self, expected_s: float, budget: Budget | None = None) -> None:
         # The container's stated length (+1 s) saves regrowing; it may be wrong, so the array still grows.
-        self._buf = np.empty(int(max(expected_s, 0) * SAMPLE_RATE) + SAMPLE_RATE, dtype=np.float32)
+        size = int(max(expected_s, 0) * SAMPLE_RATE) + SAMPLE_RATE
+        self._budget = budget
+        self._reserved = 0
+        self._reserve(size)
+        self._buf = np.empty(size, dtype=np.float32)
         self.total = 0
+
+    def _reserve(self, size: int) -> None:
+        """Hold `size` samples of capacity in the budget (reserved before the memory is taken)."""
+        if self._budget is not None and size > self._reserved:
+            self._budget.reserve(size - self._reserved)
+            self._reserved = size
+
+    def release(self) -> None:
+        if self._budget is not None:
+            self._budget.release(self._reserved)
+        self._reserved = 0
 
     def append(self, frame: np.ndarray) -> None:  # (n,) int16
         end = self.total + frame.shape[0]
         if end > self._buf.shape[0]:
+            size = max(end, int(self._buf.shape[0] * 1.5))
+            self._reserve(size)
             # realloc: for arrays this large the allocator remaps pages instead of copying them.
-            self._buf.resize(max(end, int(self._buf.shape[0] * 1.5)), refcheck=False)
+            self._buf.resize(size, refcheck=False)
         # int16 -> float32 / 32768: exact (a power of two), in place.
         np.multiply(frame, np.float32(1.0 / 32768.0), out=self._buf[self.total : end])
         self.total = end

@@ -225,7 +225,7 @@ def check_no_key_values(docs, kustomizations):
             for env in container.get("env", []):
                 if KEY_LIKE.search(env["name"]):
                     assert "value" not in env, f"{env['name']} has a literal value"
-                    assert env["valueFrom"]["secretKeyRef"]["name"], env
+                    assert (env.get("valueFrom") or {}).get("secretKeyRef"), f"{env['name']} not from a Secret"
 
 
 def _secrets_in(overlay):
@@ -253,7 +253,7 @@ def test_no_placeholder_anywhere_in_k8s():
 # 2. Containers: non-root (uid 1000), no privilege escalation, no capabilities, ephemeral-storage.
 
 RAY_UID = 1000
-_UNITS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
+_UNITS = {"": 1, "m": 1e-3, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
           "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
 
 
@@ -319,7 +319,7 @@ def check_token_auth(docs):
         cluster = service["spec"]["rayClusterConfig"]
         assert (cluster.get("authOptions") or {}).get("mode") == "token", "authOptions.mode must be token"
         # KubeRay refuses token mode below Ray 2.52.0
-        assert tuple(int(x) for x in cluster["rayVersion"].split(".")) >= (2, 52, 0)
+        assert tuple(int(x) for x in cluster["rayVersion"].split(".")) >= (2, 52, 0), "token auth needs Ray 2.52+"
         secret_name = cluster["authOptions"].get("secretName")
         assert not any(d["kind"] == "Secret" and d["metadata"]["name"] == secret_name for d in docs), \
             "the Ray token's Secret must not be shipped"
@@ -327,7 +327,7 @@ def check_token_auth(docs):
             for container in template["spec"]["containers"]:
                 env = {e["name"]: e for e in container.get("env", [])}
                 # KubeRay does not override these when they are set: they would switch auth off or fix the token
-                assert "RAY_AUTH_MODE" not in env and "RAY_AUTH_TOKEN" not in env
+                assert "RAY_AUTH_MODE" not in env and "RAY_AUTH_TOKEN" not in env, "KubeRay sets the auth env"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -434,9 +434,11 @@ def check_network_policy(docs):
             assert admitted(docs, target, SERVE, peer, namespace), f"Serve port closed to {peer}"
         # everything else: not from other pods, wherever they are, nor from another Ray cluster
         for port in fenced:
-            for peer, namespace in ((any_pod, NAMESPACE), (any_pod, stranger_namespace),
-                                    (other_cluster, NAMESPACE), (operator, NAMESPACE)
-                                    if port != DASHBOARD else (any_pod, ray_namespace)):
+            strangers = [(any_pod, NAMESPACE), (any_pod, stranger_namespace), (any_pod, ray_namespace),
+                         (other_cluster, NAMESPACE)]
+            if port != DASHBOARD:
+                strangers.append((operator, ray_namespace))
+            for peer, namespace in strangers:
                 assert not admitted(docs, target, port, peer, namespace), f"port {port} open to {peer}"
         # but from the cluster's own pods, on every port
         for peer in ours + upgraded:
@@ -449,14 +451,16 @@ def check_network_policy(docs):
         # Prometheus: the metrics port only
         assert admitted(docs, target, METRICS, prometheus, {"kubernetes.io/metadata.name": "monitoring"})
         for port in (GCS, DASHBOARD, CLIENT):
-            assert not admitted(docs, target, port, prometheus, {"kubernetes.io/metadata.name": "monitoring"})
+            assert not admitted(docs, target, port, prometheus, {"kubernetes.io/metadata.name": "monitoring"}), \
+                f"port {port} open to Prometheus"
     # no Service of ours exposes the dashboard (KubeRay's head Service is ClusterIP, fenced by the policy)
     for svc in _kinds(docs, "Service"):
         assert all(p.get("port") != DASHBOARD and p.get("targetPort") not in (DASHBOARD, "dashboard")
                    for p in svc["spec"].get("ports", [])), f"Service {svc['metadata']['name']} exposes 8265"
     cluster = service["spec"]["rayClusterConfig"]
     head = cluster["headGroupSpec"]
-    assert head.get("serviceType", "ClusterIP") == "ClusterIP" and not head.get("enableIngress")
+    assert head.get("serviceType", "ClusterIP") == "ClusterIP" and not head.get("enableIngress"), \
+        "the head Service (dashboard, GCS, client) must stay inside the cluster"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -578,3 +582,18 @@ def test_each_check_fails_on_a_broken_manifest(overlay, breakage):
     BREAKAGES[breakage](docs, kustomizations)
     with pytest.raises(AssertionError):
         check_all(docs, kustomizations)
+
+
+def test_network_policy_rules_are_well_formed(crd_schema):
+    """KubeRay 1.7's CRD embeds Kubernetes' NetworkPolicyIngressRule (spec.networkPolicy, which we cannot
+    use: alpha, behind a feature gate that is off by default): our rules must be valid ones, no field pruned."""
+    cluster = crd_schema["properties"]["spec"]["properties"]["rayClusterConfig"]["properties"]
+    rule_schema = _strict(cluster["networkPolicy"]["properties"]["head"]["properties"]["ingressRules"]["items"])
+    selector_schema = rule_schema["properties"]["from"]["items"]["properties"]["podSelector"]
+    (policy,) = _kinds(rendered("prod"), "NetworkPolicy")
+    assert set(policy["spec"]) == {"podSelector", "policyTypes", "ingress"}
+    jsonschema.validate(policy["spec"]["podSelector"], selector_schema)
+    for rule in policy["spec"]["ingress"]:
+        jsonschema.validate(rule, rule_schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"from": [{"podSelectors": {}}]}, rule_schema)
