@@ -15,5 +15,7 @@ COPY --chown=ray:users configs ./configs
 RUN pip install --no-cache-dir . \
     && python -c "import serve_app.backends.whisper, serve_app.backends.campplus as c; c.bundled_campplus_path().stat()"
 
+# RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH: Ray's proxy drops its control headers from clients (serve_app/proxy.py).
 ENV PYANNOTE_METRICS_ENABLED=0 \
-    HF_HOME=/models/hf
+    HF_HOME=/models/hf \
+    RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH=serve_app.proxy:middlewares

@@ -96,6 +96,8 @@ def _env() -> list[dict]:
     return [
         {"name": "PYANNOTE_METRICS_ENABLED", "value": "0"},
         {"name": "HF_HOME", "value": "/models/hf"},
+        # Ray's proxy drops its control headers when clients send them (serve_app/proxy.py).
+        {"name": "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH", "value": "serve_app.proxy:middlewares"},
         {"name": "SERVE_APP_API_KEYS", "valueFrom": {"secretKeyRef": {"name": SECRET, "key": "SERVE_APP_API_KEYS"}}},
         {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": SECRET, "key": "HF_TOKEN", "optional": True}}},
     ]

@@ -19,6 +19,9 @@ ResponseFormat = Literal["json", "verbose_json", "text", "srt", "vtt", "diarized
 Granularity = Literal["segment", "word"]
 
 _BOOL_STRINGS = {"true": True, "1": True, "false": False, "0": False}
+# Whisper reads at most the last 223 tokens of a prompt, and no token covers more than a few dozen
+# characters: a longer prompt is cut here, once, to its tail (what the model would read anyway).
+MAX_PROMPT_CHARS = 8000
 
 
 class TranscriptionRequest(BaseModel):
@@ -44,6 +47,11 @@ class TranscriptionRequest(BaseModel):
         if value != "auto" and value not in LANGUAGES:
             raise ValueError("must be `auto` or an ISO 639-1 code that Whisper knows, such as `en`, `de`, `ja`")
         return value
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt(cls, value: Optional[str]) -> Optional[str]:
+        return value[-MAX_PROMPT_CHARS:] if value else value
 
     @field_validator("diarize", mode="before")
     @classmethod

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 import warnings
 from pathlib import Path
 from typing import Any, Iterator, Optional
@@ -23,6 +24,7 @@ from pyannote.core import Annotation
 
 from serve_app.backends.campplus import CamPlusPlusEmbedding, bundled_segmentation_path
 from serve_app.config import DiarizationConfig
+from serve_app.pipeline.cancel import check
 from serve_app.pipeline.types import SAMPLE_RATE, Diarization, Turn
 
 BUNDLED_PARAMETERS_FILE = Path(__file__).with_name("bundled_diarization.json")
@@ -119,8 +121,14 @@ class PyannoteDiarizer:
         self.pipeline = pipeline
 
     def __call__(
-        self, samples: np.ndarray, min_speakers: Optional[int] = None, max_speakers: Optional[int] = None
+        self,
+        samples: np.ndarray,
+        min_speakers: Optional[int] = None,
+        max_speakers: Optional[int] = None,
+        stop: Optional[threading.Event] = None,
     ) -> Diarization:
+        """Once `stop` is set, the pipeline's next progress hook (each batch of segmentation or embedding
+        windows, about a second of work on a CPU) raises Cancelled."""
         # samples: (T,) float32 at 16 kHz
         waveform = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))[None]  # (1, T)
         with warnings.catch_warnings():
@@ -130,6 +138,7 @@ class PyannoteDiarizer:
                 {"waveform": waveform, "sample_rate": SAMPLE_RATE, "uri": "request"},
                 min_speakers=min_speakers,
                 max_speakers=max_speakers,
+                hook=lambda *args, **kwargs: check(stop),
             )
         # Labels in order of first speech, so that they do not depend on clustering order.
         first_speech: dict[str, float] = {}

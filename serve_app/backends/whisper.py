@@ -13,8 +13,9 @@ import importlib.util
 import logging
 import math
 import os
+import threading
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -28,6 +29,7 @@ import faster_whisper.vad
 from faster_whisper.vad import VadOptions, get_speech_timestamps
 
 from serve_app.config import DecodingConfig, ModelConfig
+from serve_app.pipeline.cancel import check
 from serve_app.pipeline.types import SAMPLE_RATE, DecodeOptions, Segment, Window, WindowResult, Word
 from serve_app.pipeline.windows import plan_windows
 
@@ -42,6 +44,9 @@ class PiecewiseVad:
     """
 
     BATCH = 10_000  # pieces per model call, as in faster-whisper 1.2.1
+    # The calling thread's stop event (one model serves every thread; get_speech_timestamps passes no
+    # argument through): a cancelled request stops its VAD at the next batch (10000 pieces: 320 s of audio).
+    stop = threading.local()
 
     def __init__(self, model) -> None:
         self.model = model
@@ -56,6 +61,7 @@ class PiecewiseVad:
         c = np.zeros((1, 1, 128), dtype="float32")
         outputs = []
         for i in range(0, len(pieces), self.BATCH):
+            check(getattr(self.stop, "event", None))
             rows = pieces[i : i + self.BATCH]
             context = np.zeros((len(rows), context_size_samples), dtype=audio.dtype)
             if i:
@@ -149,11 +155,20 @@ class WhisperBackend:
 
     # -- windows of one request --
 
-    def split(self, samples: np.ndarray, options: DecodeOptions) -> list[Window]:
-        """VAD -> windows of at most 30 s. Silence yields no window, hence no hallucinated text."""
+    def split(
+        self, samples: np.ndarray, options: DecodeOptions, stop: Optional[threading.Event] = None
+    ) -> list[Window]:
+        """VAD -> windows of at most 30 s. Silence yields no window, hence no hallucinated text. Once
+        `stop` is set, the VAD's next batch raises Cancelled."""
         if samples.shape[0] < SAMPLE_RATE // 10:  # < 100 ms: too short to hold a word
             return []
-        spans = get_speech_timestamps(samples, self._vad)  # [{"start", "end"}] in samples
+        if options.prompt and not options.prompt_tokens:
+            options = replace(options, prompt_tokens=tuple(self._previous_tokens(options.prompt)))
+        PiecewiseVad.stop.event = stop
+        try:
+            spans = get_speech_timestamps(samples, self._vad)  # [{"start", "end"}] in samples
+        finally:
+            PiecewiseVad.stop.event = None
         plan = plan_windows([(s["start"], s["end"]) for s in spans], WINDOW_SECONDS * SAMPLE_RATE)
         return [Window(start=s / SAMPLE_RATE, samples=samples[s:e], options=options) for s, e in plan]
 
@@ -163,7 +178,7 @@ class WhisperBackend:
         # CTranslate2 needs <|startoftranscript|> at the same position in every item and the same task tokens
         # after it (<|notimestamps|> is one), so items with prompts of different lengths, or with and without
         # timestamps, go in separate generate calls (most have no prompt).
-        prompts = [self._previous_tokens(w.options.prompt) for w in windows]
+        prompts = [list(w.options.prompt_tokens) for w in windows]
         groups: dict[tuple[int, bool], list[int]] = defaultdict(list)
         for i, (w, prev) in enumerate(zip(windows, prompts)):
             groups[(len(prev), w.options.timestamps)].append(i)

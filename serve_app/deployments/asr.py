@@ -14,6 +14,7 @@ from ray.serve.metrics import Counter, Histogram
 from serve_app.backends.whisper import WhisperBackend
 from serve_app.config import BatchConfig, ModelConfig
 from serve_app.errors import InvalidRequest
+from serve_app.pipeline.cancel import run_stoppable
 from serve_app.pipeline.scheduling import DueQueue, due_at
 from serve_app.pipeline.types import Audio, DecodeOptions, Transcript, Window, WindowResult
 
@@ -67,7 +68,7 @@ class WhisperASR:
             if options.language not in ("en", None):
                 raise InvalidRequest(f"Model {self.model_name!r} is English-only.", param="language")
         started = time.perf_counter()
-        windows = await asyncio.to_thread(self.backend.split, audio.samples, options)
+        windows = await run_stoppable(self.backend.split, audio.samples, options)
         # Windows wait here, not in Serve's batch queue: that queue is first come, first served, and a
         # 5-minute file that queued its dozen windows there held a 5 s clip sent 2 s later for the whole
         # file (22.4 s instead of 1.8 s). Each batch takes the windows due first (pipeline/scheduling.py).

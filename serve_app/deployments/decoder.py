@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
+import logging
+import threading
 
 from ray import serve
 
 from serve_app.config import FetchConfig, LimitsConfig
 from serve_app.pipeline.audio import decode_audio
 from serve_app.pipeline.budget import Budget
+from serve_app.pipeline.cancel import WorkGauge, run_stoppable
 from serve_app.pipeline.fetch import fetch_url
 from serve_app.pipeline.types import SAMPLE_RATE, Audio, AudioSource
+
+logger = logging.getLogger("ray.serve")
 
 
 @serve.deployment
@@ -23,12 +27,14 @@ class AudioDecoder:
             int(limits.max_decoding_audio_s * SAMPLE_RATE),
             what=f"decoded audio ({limits.max_decoding_audio_s:g} s in all)",
         )
+        self._gauge = WorkGauge("decodes", logger)
 
     async def decode(self, source: AudioSource) -> Audio:
-        # Downloads and FFmpeg block: run them in a thread so the replica keeps serving.
-        return await asyncio.to_thread(self._decode, source)
+        # Downloads and FFmpeg block: run them in a thread so the replica keeps serving; a cancelled
+        # request stops its thread at the next chunk or frame.
+        return await run_stoppable(self._decode, source, gauge=self._gauge)
 
-    def _decode(self, source: AudioSource) -> Audio:
+    def _decode(self, source: AudioSource, *, stop: threading.Event) -> Audio:
         data = source.data
         if source.url is not None:
             data = fetch_url(
@@ -38,10 +44,12 @@ class AudioDecoder:
                 max_redirects=self.fetch.max_redirects,
                 connect_timeout_s=self.fetch.connect_timeout_s,
                 total_timeout_s=self.fetch.total_timeout_s,
+                stop=stop,
             )
         return decode_audio(
             b"" if data is None else data,
             max_duration_s=self.limits.max_duration_s,
             time_limit_s=self.limits.decode_time_limit_s,
             budget=self.budget,
+            stop=stop,
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import logging
 import time
 from typing import Optional
 
@@ -11,7 +11,10 @@ from ray.serve.metrics import Counter, Histogram
 
 from serve_app.backends.diarization import PyannoteDiarizer, load_pipeline
 from serve_app.config import DiarizationConfig
+from serve_app.pipeline.cancel import WorkGauge, run_stoppable
 from serve_app.pipeline.types import Audio, Diarization
+
+logger = logging.getLogger("ray.serve")
 
 
 @serve.deployment
@@ -27,13 +30,15 @@ class Diarizer:
             boundaries=[0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900],
         )
         self._audio_seconds = Counter("diarization_audio_seconds", description="Seconds of audio diarized.")
+        self._gauge = WorkGauge("diarizations", logger)
 
     async def diarize(
         self, audio: Audio, min_speakers: Optional[int] = None, max_speakers: Optional[int] = None
     ) -> Diarization:
-        # Seconds of model work: off the event loop. How many run at once is max_ongoing_requests.
+        # Seconds of model work: off the event loop. How many run at once is max_ongoing_requests, which
+        # holds only because a cancelled request's run stops before its call returns (run_stoppable).
         started = time.perf_counter()
-        result = await asyncio.to_thread(self.backend, audio.samples, min_speakers, max_speakers)
+        result = await run_stoppable(self.backend, audio.samples, min_speakers, max_speakers, gauge=self._gauge)
         self._seconds.observe(time.perf_counter() - started)
         self._audio_seconds.inc(audio.duration)
         return result

@@ -33,6 +33,7 @@ from serve_app.errors import (
     find_cause,
     internal_error_envelope,
 )
+from serve_app.pipeline.fetch import check_url
 from serve_app.pipeline.types import AudioSource, Task
 from serve_app.protocol import ModelCard, ModelList, TranscriptionRequest
 
@@ -99,6 +100,43 @@ def _cancel(responses) -> None:
             pass
 
 
+class _ClientGone(Exception):
+    pass
+
+
+async def _client_gone(request: Request) -> None:
+    """Returns when the client's connection closes. The body has been read, so the next ASGI message is
+    the disconnect; Ray's proxy forwards it whatever the request's headers say."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
+        await asyncio.sleep(0.05)  # (a server that answers "no more body" at once must not spin us)
+
+
+async def _answer_unless_client_gone(response, request: Request, timeout_s: float):
+    """`await response`, but raise _ClientGone when the client leaves first and asyncio.TimeoutError past
+    `timeout_s`. The Ingress watches for the client itself: Ray's proxy stops cancelling a request whose
+    client left when the request carries `x-request-disconnect-disabled`, which a client can send."""
+
+    async def result():
+        return await response
+
+    answer = asyncio.ensure_future(result())
+    gone = asyncio.ensure_future(_client_gone(request))
+    try:
+        done, _ = await asyncio.wait({answer, gone}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        if not answer.done():
+            answer.cancel()
+    if answer in done:
+        return answer.result()
+    if gone in done:
+        raise _ClientGone()
+    raise asyncio.TimeoutError()
+
+
 async def _source(value: Optional[object], limit: int) -> AudioSource:
     if value is None:
         raise InvalidRequest("`file` is required: an audio upload or an http(s) URL.", param="file")
@@ -109,7 +147,7 @@ async def _source(value: Optional[object], limit: int) -> AudioSource:
         return AudioSource(data=np.frombuffer(data, dtype=np.uint8), filename=value.filename)
     text = str(value).strip()
     if text.lower().startswith(("http://", "https://")):
-        return AudioSource(url=text)
+        return AudioSource(url=check_url(text))
     raise InvalidRequest("`file` must be an audio upload or an http(s) URL.", param="file")
 
 
@@ -194,7 +232,10 @@ class Ingress:
         # On a timeout or a client that went away, cancel every step, so no replica keeps working for nobody.
         steps = [r for r in (rendered_ref, transcript, diarization, audio) if r is not None]
         try:
-            rendered = await asyncio.wait_for(rendered_ref, timeout=self.config.request_timeout_s)
+            rendered = await _answer_unless_client_gone(rendered_ref, request, self.config.request_timeout_s)
+        except _ClientGone:
+            _cancel(steps)
+            return Response(status_code=499)  # nginx's "client closed request": nobody reads it
         except asyncio.TimeoutError:
             _cancel(steps)
             raise GatewayTimeout(

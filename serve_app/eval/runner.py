@@ -23,6 +23,7 @@ import httpx
 import soundfile as sf
 import yaml
 
+from serve_app import proxy
 from serve_app.eval.diarization import sample_dir
 
 ROOT_DIR = Path(__file__).resolve().parents[2]
@@ -87,10 +88,14 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def running_app(
-    tmp: Path, change_config: Optional[Callable[[dict], None]] = None, config_file: Path = ROOT_DIR / "configs" / "dev.yaml"
+    tmp: Path,
+    change_config: Optional[Callable[[dict], None]] = None,
+    config_file: Path = ROOT_DIR / "configs" / "dev.yaml",
+    proxy_middleware: bool = True,
 ) -> Iterator[Server]:
     """`serve run` on a copy of `config_file` (changed by `change_config(config)`), on a free port,
-    with API_KEYS; ready once a real request has gone through every deployment. Stopped on exit."""
+    with API_KEYS; ready once a real request has gone through every deployment. Stopped on exit.
+    `proxy_middleware`: Ray's proxy strips its control headers (serve_app/proxy.py), as in the image."""
     config = yaml.safe_load(config_file.read_text())
     port = free_port()
     config["http_options"]["port"] = port
@@ -101,6 +106,9 @@ def running_app(
     log = tmp / "serve.log"
     env = {**os.environ, "SERVE_APP_API_KEYS": ",".join(API_KEYS)}
     env.pop("RAY_ADDRESS", None)
+    env.pop(proxy.ENV_VAR, None)
+    if proxy_middleware:
+        env[proxy.ENV_VAR] = proxy.IMPORT_PATH
     with open(log, "wb") as log_file:
         proc = subprocess.Popen(
             ["serve", "run", str(config_path)],

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import logging
 import struct
+import threading
 import time
 
 import av
@@ -15,6 +16,7 @@ import numpy as np
 
 from serve_app.errors import InvalidRequest, PayloadTooLarge, UnsupportedMedia
 from serve_app.pipeline.budget import Budget
+from serve_app.pipeline.cancel import check
 from serve_app.pipeline.containers import ACCEPTED, DEMUXERS, sniff_container
 from serve_app.pipeline.types import SAMPLE_RATE, Audio
 
@@ -39,10 +41,12 @@ def decode_audio(
     max_duration_s: float,
     time_limit_s: float = 600,
     budget: Budget | None = None,
+    stop: threading.Event | None = None,
 ) -> Audio:
     """Decode `data` (the file's bytes, or a uint8 array over them) to 16 kHz mono float32. The file is
     read where it lies, not copied. The samples being decoded are reserved in `budget` (shared by every
-    decode in the process) while the array grows, and released when this returns.
+    decode in the process) while the array grows, and released when this returns. Once `stop` is set,
+    the next frame raises Cancelled.
 
     Raises InvalidRequest (400) for empty or undecodable input, UnsupportedMedia (415) for a file that is
     not in an accepted container or has no audio stream, PayloadTooLarge (413) past `max_duration_s` or
@@ -85,7 +89,7 @@ def decode_audio(
                 raise _too_long(max_duration_s)
         pcm = _Pcm(expected_s=min(declared, _MAX_PREALLOCATED_S), budget=budget)
         try:
-            _decode_into(pcm, container, stream, max_samples, max_duration_s, deadline, time_limit_s)
+            _decode_into(pcm, container, stream, max_samples, max_duration_s, deadline, time_limit_s, stop)
         finally:
             pcm.release()  # the array is the caller's now: what the budget bounds is decodes in progress
     if pcm.total > max_samples:
@@ -95,7 +99,7 @@ def decode_audio(
     return Audio(samples=pcm.finish())
 
 
-def _decode_into(pcm, container, stream, max_samples, max_duration_s, deadline, time_limit_s) -> None:
+def _decode_into(pcm, container, stream, max_samples, max_duration_s, deadline, time_limit_s, stop) -> None:
     resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
     try:
         for frame in _frames(container, stream):
@@ -106,6 +110,7 @@ def _decode_into(pcm, container, stream, max_samples, max_duration_s, deadline, 
                 raise _too_long(max_duration_s)
             if time.monotonic() > deadline:
                 raise _too_slow(time_limit_s)
+            check(stop)
         for out in resampler.resample(None):
             pcm.append(out.to_ndarray().reshape(-1))
     except (av.FFmpegError, ValueError, EOFError) as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from typing import Iterable, Sequence, Union
@@ -17,11 +18,14 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from serve_app.errors import InvalidRequest, PayloadTooLarge
+from serve_app.pipeline.cancel import check
 
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 
 _REDIRECTS = {301, 302, 303, 307, 308}
+# Longer URLs are refused before anything is parsed or looked up (browsers and CDNs stop near here too).
+MAX_URL_CHARS = 2048
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 # Deprecated ranges that Python's `is_global` still calls global: the 6to4 relay anycast (RFC 7526)
 # and IPv6 site-local (RFC 3879), both of which can land inside someone's network.
@@ -78,10 +82,25 @@ class _Target:
         return host if self.port == default else f"{host}:{self.port}"
 
 
+def check_url(url: str) -> str:
+    """The URL, stripped, after the checks that need no network (length, characters); InvalidRequest
+    (400) otherwise. Run when the request is parsed and again on every redirect hop."""
+    url = url.strip()
+    if len(url) > MAX_URL_CHARS:
+        raise _refused(f"it is longer than {MAX_URL_CHARS} characters")
+    try:
+        url.encode("utf-8")
+    except UnicodeError:
+        raise _refused("it is not valid text") from None
+    if any(c <= " " or c == "\x7f" for c in url):
+        raise _refused("it contains spaces or control characters")
+    return url
+
+
 def resolve_target(url: str, allowed_networks: Sequence[IPNetwork]) -> _Target:
     """Parse and check one hop; raise InvalidRequest (400) for anything unsafe."""
     try:
-        parts = urlsplit(url.strip())
+        parts = urlsplit(check_url(url))
         port = parts.port
     except ValueError:
         raise _refused("it is not a valid URL") from None
@@ -93,6 +112,11 @@ def resolve_target(url: str, allowed_networks: Sequence[IPNetwork]) -> _Target:
     host = parts.hostname  # lower-cased, brackets stripped
     if not host:
         raise _refused("it has no host")
+    try:
+        # The name as DNS, the Host header and TLS see it (IDNA: "exämple.com" -> "xn--exmple-cua.com").
+        host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise _refused("its host is not a valid domain name") from None
     port = port or (443 if scheme == "https" else 80)
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -119,8 +143,10 @@ def fetch_url(
     max_redirects: int = 5,
     connect_timeout_s: float = 10.0,
     total_timeout_s: float = 120.0,
+    stop: threading.Event | None = None,
 ) -> bytes:
-    """Download `url` safely; return its body. Raise InvalidRequest / PayloadTooLarge."""
+    """Download `url` safely; return its body. Raise InvalidRequest / PayloadTooLarge (Cancelled once
+    `stop` is set)."""
     deadline = time.monotonic() + total_timeout_s
     timeout = httpx.Timeout(connect=connect_timeout_s, read=min(30.0, total_timeout_s), write=10.0, pool=5.0)
     with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False, verify=True) as client:
@@ -138,7 +164,7 @@ def fetch_url(
                         continue
                     if resp.status_code >= 400:
                         raise _refused(f"the server answered HTTP {resp.status_code}")
-                    return _read_capped(resp, max_bytes, deadline)
+                    return _read_capped(resp, max_bytes, deadline, stop)
             except httpx.TimeoutException:
                 raise _refused("the server did not answer in time") from None
             except httpx.HTTPError as exc:
@@ -146,7 +172,7 @@ def fetch_url(
         raise _refused(f"it redirected more than {max_redirects} times")
 
 
-def _read_capped(resp: httpx.Response, max_bytes: int, deadline: float) -> bytes:
+def _read_capped(resp: httpx.Response, max_bytes: int, deadline: float, stop: threading.Event | None) -> bytes:
     declared = resp.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise _too_big(max_bytes)
@@ -157,6 +183,7 @@ def _read_capped(resp: httpx.Response, max_bytes: int, deadline: float) -> bytes
             raise _too_big(max_bytes)
         if time.monotonic() > deadline:
             raise _refused("the download took longer than this server's time limit")
+        check(stop)
     if time.monotonic() > deadline:
         raise _refused("the download took longer than this server's time limit")
     return bytes(body)

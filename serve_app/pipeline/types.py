@@ -42,6 +42,9 @@ class DecodeOptions:
     task: Task = "transcribe"
     language: Optional[str] = "en"  # None = detect
     prompt: Optional[str] = None
+    # The prompt's tokens as Whisper uses them (the last 223), filled in once per request by the ASR
+    # backend's split(), so that no window tokenizes the prompt again.
+    prompt_tokens: tuple[int, ...] = ()
     temperature: float = 0.0
     word_timestamps: bool = False
     # Whisper's segment timestamps. Off when the response shows no times (json, text): the decoder then runs

@@ -172,3 +172,30 @@ def test_healthy_after_the_fuzz(server, clip):
     assert r.status_code == 200
     r = server.post(data={"model": "whisper-tiny.en"}, files={"file": ("a.wav", clip)})
     assert r.status_code == 200 and "hello" in r.json()["text"].lower()
+
+
+def test_ray_control_headers_from_a_client_are_not_honoured(server, clip):
+    # Ray's proxy would time this request out after 1 ms; the service strips the header (serve_app/proxy.py).
+    r = server.post(data={"model": "whisper-tiny.en"}, files={"file": ("a.wav", clip)},
+                    headers={**server.headers(), "x-request-timeout-seconds": "0.001",
+                             "x-request-disconnect-disabled": "?1"})
+    assert r.status_code == 200 and "hello" in r.json()["text"].lower()
+
+
+@pytest.mark.parametrize("url, reason", [
+    ("http://a.example/" + "x" * 5000 + ".wav", "longer than 2048"),
+    ("http://exa mple.com/a.wav", "spaces or control"),
+    ("http://" + "a" * 64 + ".example/a.wav", "not a valid domain name"),
+    ("http://ex\u00e4mple.invalid/a.wav", "does not resolve"),  # IDNA-encoded, then looked up
+])
+def test_malformed_urls_are_400(server, url, reason):
+    r = server.post(files={"file": (None, url)})
+    assert_envelope(r, 400, "file")
+    assert reason in r.json()["error"]["message"]
+
+
+def test_a_prompt_longer_than_whisper_reads_is_cut_not_refused(server, clip):
+    r = server.post(data={"model": "whisper-tiny.en", "prompt": "Hello there. " * 40_000},
+                    files={"file": ("a.wav", clip)})
+    assert r.status_code == 200, r.text
+    assert "hello" in r.json()["text"].lower()

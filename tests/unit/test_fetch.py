@@ -1,11 +1,12 @@
 """Address classification and URL checks. Nothing here sends traffic anywhere."""
 
 import ipaddress
+import socket
 
 import pytest
 
 from serve_app.errors import InvalidRequest
-from serve_app.pipeline.fetch import address_allowed, is_public_address, resolve_target
+from serve_app.pipeline.fetch import address_allowed, check_url, is_public_address, resolve_target
 
 NON_PUBLIC = [
     "0.0.0.0", "0.1.2.3", "10.0.0.1", "100.64.0.1", "127.0.0.1", "127.255.255.254", "169.254.169.254",
@@ -57,3 +58,33 @@ def test_checked_address_is_the_one_connected_to():
     target = resolve_target("http://127.0.0.2:8080/x.wav?sig=1", [ipaddress.ip_network("127.0.0.0/8")])
     assert target.connect_url == "http://127.0.0.2:8080/x.wav?sig=1"
     assert target.host_header == "127.0.0.2:8080"
+
+
+@pytest.mark.parametrize(
+    "url, reason",
+    [
+        ("http://a.example/" + "x" * 3000, "longer than 2048"),
+        ("http://\udcff.example/a.wav", "not valid text"),
+        ("http://a b.example/a.wav", "spaces or control"),
+        ("http://a.example/a\r\nX-Injected: 1", "spaces or control"),
+        ("http://" + "a" * 64 + ".example/a.wav", "not a valid domain name"),
+        ("http://a..example/a.wav", "not a valid domain name"),
+    ],
+)
+def test_malformed_urls_are_400_with_a_reason(url, reason):
+    with pytest.raises(InvalidRequest) as info:
+        check_url(url) if "domain" not in reason else resolve_target(url, [])
+    assert info.value.status == 400 and info.value.param == "file" and reason in info.value.message
+    info.value.message.encode("utf-8")  # the envelope can always be rendered
+
+
+def test_an_international_host_is_looked_up_in_its_ascii_form(monkeypatch):
+    asked = []
+
+    def fake_getaddrinfo(host, port, **kwargs):
+        asked.append(host)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake_getaddrinfo)
+    target = resolve_target("https://exämple.com/a.wav", [])
+    assert asked == ["xn--exmple-cua.com"] and target.host_header == "xn--exmple-cua.com"

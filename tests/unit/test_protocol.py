@@ -90,3 +90,12 @@ def test_language_names_cover_whisper():
     from serve_app.pipeline.languages import LANGUAGES
 
     assert set(LANGUAGES) == set(_LANGUAGE_CODES)
+
+
+def test_a_long_prompt_is_cut_once_to_its_tail():
+    from serve_app.protocol import MAX_PROMPT_CHARS, TranscriptionRequest
+
+    long = "start " + "word " * 50_000 + "the end"
+    req = TranscriptionRequest.from_form({"prompt": [long]}, "transcribe")
+    assert len(req.prompt) == MAX_PROMPT_CHARS and req.prompt.endswith("the end")
+    assert req.decode_options().prompt == req.prompt

@@ -40,3 +40,20 @@ def test_windows_with_and_without_timestamps_share_a_batch(backend):
     # Two phrases differ on this sample (0.08 here): the modes condition the decoder differently.
     assert word_error_rate(timed_text, plain_text) <= 0.15
     assert word_error_rate(stm_text(), plain_text) <= 0.25
+
+
+def test_the_prompt_is_tokenized_once_per_request_not_per_window(backend, monkeypatch):
+    import numpy as np
+
+    samples = np.concatenate([sample_samples()] * 3)  # 90 s: several windows
+    calls = []
+    real = backend._previous_tokens
+    monkeypatch.setattr(backend, "_previous_tokens", lambda prompt: calls.append(prompt) or real(prompt))
+    prompt = "Quarterly review. " * 400  # far more than Whisper's 223 prompt tokens
+    windows = backend.split(samples, DecodeOptions(prompt=prompt))
+    assert len(windows) >= 2 and calls == [prompt]
+    tokens = windows[0].options.prompt_tokens
+    assert 0 < len(tokens) == backend.model.max_length // 2 - 1
+    assert all(w.options.prompt_tokens == tokens for w in windows)
+    results = backend.decode(windows[:2])
+    assert calls == [prompt] and len(results) == 2
