@@ -118,6 +118,9 @@ class DiarizationConfig(_Strict):
     segmentation_step: float = Field(0.1, gt=0, le=1)
     segmentation_batch_size: int = Field(32, ge=1)
     embedding_batch_size: int = Field(32, ge=1)
+    # Pipeline runs at once per Diarizer replica (keep its max_ongoing_requests the same). A cancelled
+    # request's run keeps its slot until it has stopped, so this holds where Serve's count alone does not.
+    concurrent_runs: int = Field(1, ge=1, le=16)
     # Bundled CAM++ on CPU: speech pieces embedded in parallel, one torch thread each (see campplus.py).
     embedding_workers: int = Field(2, ge=1, le=64)
     # Pipeline hyper-parameters that override the source's, e.g. {"clustering": {"threshold": 0.7}}.

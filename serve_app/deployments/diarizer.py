@@ -30,13 +30,13 @@ class Diarizer:
             boundaries=[0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900],
         )
         self._audio_seconds = Counter("diarization_audio_seconds", description="Seconds of audio diarized.")
-        self._gauge = WorkGauge("diarizations", logger)
+        self._gauge = WorkGauge("diarizations", logger, limit=config.concurrent_runs)
 
     async def diarize(
         self, audio: Audio, min_speakers: Optional[int] = None, max_speakers: Optional[int] = None
     ) -> Diarization:
-        # Seconds of model work: off the event loop. How many run at once is max_ongoing_requests, which
-        # holds only because a cancelled request's run stops before its call returns (run_stoppable).
+        # Seconds of model work: off the event loop, at most `concurrent_runs` at once, cancelled ones
+        # included until they stop (run_stoppable).
         started = time.perf_counter()
         result = await run_stoppable(self.backend, audio.samples, min_speakers, max_speakers, gauge=self._gauge)
         self._seconds.observe(time.perf_counter() - started)

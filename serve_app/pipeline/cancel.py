@@ -29,14 +29,20 @@ def check(stop: threading.Event | None) -> None:
 
 class WorkGauge:
     """How many pieces of work a replica runs at once, logged at each change ("<name>: running=N"), with
-    the most it ever ran (`peak`): the tests read these lines to check a replica's concurrency."""
+    the most it ever ran (`peak`): the tests read these lines to check a replica's concurrency.
 
-    def __init__(self, name: str, logger: logging.Logger) -> None:
+    With a `limit`, work waits for a slot before its thread starts. Serve's max_ongoing_requests alone
+    does not hold: the replica counts a cancelled request as done as soon as it is cancelled, while its
+    thread is still on its way to the next check, and admits the next request beside it."""
+
+    def __init__(self, name: str, logger: logging.Logger, limit: int | None = None) -> None:
         self.name = name
+        self.limit = limit
         self.running = 0
         self.peak = 0
         self._logger = logger
         self._lock = threading.Lock()
+        self._slots = asyncio.Semaphore(limit) if limit else None  # bound to the loop that first waits
 
     def __enter__(self) -> "WorkGauge":
         with self._lock:
@@ -58,6 +64,14 @@ async def run_stoppable(fn: Callable[..., T], *args, gauge: WorkGauge | None = N
     """`fn(*args, stop=<threading.Event>, **kwargs)` in a thread. If this coroutine is cancelled, `stop` is
     set and the cancellation waits for the thread to return (fn checks `stop` between its steps), so the
     work never outlives its request and the caller's concurrency limit covers it to the end."""
+    slots = gauge._slots if gauge is not None else None
+    if slots is None:
+        return await _run(fn, args, kwargs, gauge)
+    async with slots:  # released only once the thread has ended, cancelled or not
+        return await _run(fn, args, kwargs, gauge)
+
+
+async def _run(fn: Callable[..., T], args, kwargs, gauge: WorkGauge | None) -> T:
     stop = threading.Event()
 
     def work() -> T:

@@ -1,7 +1,8 @@
 """The app under tight limits, for overload, time-limit and replica-failure tests.
 
 Small queues in front of whisper-tiny.en, so that a burst overflows them, and a 30 s request time limit.
-One replica of each other deployment, so that killing it leaves none until Serve replaces it. The tiny
+One replica of each other deployment, so that killing it leaves none until Serve replaces it. Ray's proxy
+runs without serve_app/proxy.py. The tiny
 ASR deployment autoscales 1 -> 2 with short delays, so a test can watch it scale up and back down.
 """
 
@@ -30,5 +31,7 @@ def _stress_config(config: dict) -> None:
 
 @pytest.fixture(scope="package")
 def stressed(tmp_path_factory):
-    with running_app(tmp_path_factory.mktemp("stress"), _stress_config) as srv:
+    # Without serve_app/proxy.py: Ray's proxy honours its control headers here, so the tests show that the
+    # Ingress does not depend on their being stripped (its own time limit, its own watch for clients leaving).
+    with running_app(tmp_path_factory.mktemp("stress"), _stress_config, proxy_middleware=False) as srv:
         yield srv

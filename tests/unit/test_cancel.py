@@ -45,26 +45,31 @@ def test_cancelling_stops_the_thread_and_waits_for_it():
 
 
 def test_one_at_a_time_stays_one_at_a_time_across_cancellations():
-    """Like a replica with max_ongoing_requests=1: each call starts only after the previous call's
-    coroutine has finished; cancelled calls must not leave threads running beside the next."""
-    gauge = WorkGauge("one", logging.getLogger("test"))
-    lock = asyncio.Lock()
-
-    async def call():
-        async with lock:
-            return await run_stoppable(slow_work, 30, log=[], gauge=gauge)
+    """As in a replica: every call is admitted at once (Serve counts a cancelled request as done as soon
+    as it is cancelled), so the gauge's limit is what keeps cancelled threads from running beside new ones."""
+    gauge = WorkGauge("one", logging.getLogger("test"), limit=1)
 
     async def main():
-        tasks = [asyncio.ensure_future(call()) for _ in range(6)]
+        tasks = [asyncio.ensure_future(run_stoppable(slow_work, 30, log=[], gauge=gauge)) for _ in range(6)]
         for task in tasks[:4]:
             await asyncio.sleep(0.05)
             task.cancel()
         results = await asyncio.gather(*tasks, return_exceptions=True)
-        assert sum(isinstance(r, asyncio.CancelledError) for r in results) >= 3
-        assert results[-1] == 30
+        assert sum(isinstance(r, asyncio.CancelledError) for r in results) == 4
+        assert results[-2:] == [30, 30]
 
     asyncio.run(main())
     assert gauge.peak == 1 and gauge.running == 0
+
+
+def test_without_a_limit_work_runs_side_by_side():
+    gauge = WorkGauge("many", logging.getLogger("test"))
+
+    async def main():
+        return await asyncio.gather(*(run_stoppable(slow_work, 20, log=[], gauge=gauge) for _ in range(4)))
+
+    assert asyncio.run(main()) == [20] * 4
+    assert gauge.peak > 1
 
 
 def test_check_raises_only_once_stopped():
