@@ -26,6 +26,10 @@ from pathlib import Path
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+from serve_app import proxy  # noqa: E402
+from serve_app.config import LimitsConfig  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "speech"  # the RayService; KubeRay names its head Service `speech-head-svc`, the Serve one `speech-serve-svc`
 RAY_VERSION = "2.60.0"  # the pinned ray (pyproject.toml); the image is built FROM rayproject/ray:<this>
@@ -90,25 +94,26 @@ def _pod_security() -> dict:
     }
 
 
-def _env() -> list[dict]:
+def _env(proxy_env: dict[str, str]) -> list[dict]:
     # Values of keys only by reference to the user's Secret. KubeRay adds RAY_AUTH_MODE and RAY_AUTH_TOKEN
     # (from the Secret it generates) to the Ray containers and its wait-gcs-ready init container.
     return [
         {"name": "PYANNOTE_METRICS_ENABLED", "value": "0"},
         {"name": "HF_HOME", "value": "/models/hf"},
-        # Ray's proxy drops its control headers when clients send them (serve_app/proxy.py).
-        {"name": "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH", "value": "serve_app.proxy:middlewares"},
+        # Ray's proxy drops its control headers from clients and bounds request bodies with the Serve
+        # config's upload limits (serve_app/proxy.py).
+        *({"name": k, "value": v} for k, v in proxy_env.items()),
         {"name": "SERVE_APP_API_KEYS", "valueFrom": {"secretKeyRef": {"name": SECRET, "key": "SERVE_APP_API_KEYS"}}},
         {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": SECRET, "key": "HF_TOKEN", "optional": True}}},
     ]
 
 
-def _pod(resources: dict, ephemeral: str, *, ports: bool = False) -> dict:
+def _pod(resources: dict, ephemeral: str, proxy_env: dict[str, str], *, ports: bool = False) -> dict:
     resources = {**resources, "ephemeral-storage": ephemeral}
     container = {
         "name": "ray",
         "image": IMAGE,
-        "env": _env(),
+        "env": _env(proxy_env),
         "resources": {"requests": resources, "limits": resources},
         # KubeRay copies this to the wait-gcs-ready init container it injects into worker pods.
         "securityContext": _container_security(),
@@ -135,6 +140,8 @@ def _pod(resources: dict, ephemeral: str, *, ports: bool = False) -> dict:
 def rayservice(serve_config: str, *, gpu: bool) -> dict:
     worker = {"cpu": "8", "memory": "32Gi", "nvidia.com/gpu": "1"} if gpu else {"cpu": "2", "memory": "8Gi"}
     autoscaler = {"cpu": "500m", "memory": "512Mi", "ephemeral-storage": AUTOSCALER_EPHEMERAL}
+    limits = LimitsConfig(**yaml.safe_load(serve_config)["applications"][0]["args"].get("limits", {}))
+    proxy_env = proxy.environment(limits)
     return {
         "apiVersion": "ray.io/v1",
         "kind": "RayService",
@@ -157,7 +164,7 @@ def rayservice(serve_config: str, *, gpu: bool) -> dict:
                     # interfaces because the operator reaches it through the head Service; the token and the
                     # NetworkPolicy guard it.
                     "rayStartParams": {"num-cpus": "0", "dashboard-host": "0.0.0.0"},
-                    "template": _pod({"cpu": "2", "memory": "8Gi"}, HEAD_EPHEMERAL, ports=True),
+                    "template": _pod({"cpu": "2", "memory": "8Gi"}, HEAD_EPHEMERAL, proxy_env, ports=True),
                 },
                 "workerGroupSpecs": [
                     {
@@ -166,7 +173,7 @@ def rayservice(serve_config: str, *, gpu: bool) -> dict:
                         "minReplicas": 1,
                         "maxReplicas": 4 if gpu else 2,
                         "rayStartParams": {},
-                        "template": _pod(worker, WORKER_EPHEMERAL),
+                        "template": _pod(worker, WORKER_EPHEMERAL, proxy_env),
                     }
                 ],
             },

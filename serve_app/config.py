@@ -73,6 +73,15 @@ class BatchConfig(_Strict):
 
 class LimitsConfig(_Strict):
     max_upload_bytes: int = Field(500_000_000, gt=0)
+    # Upload bytes that all the requests in one Ingress replica may hold at once (bodies streaming in and
+    # uploads not yet handed to the decoder); past it, 503 `overloaded` with Retry-After.
+    max_uploads_in_flight_bytes: int = Field(1_000_000_000, gt=0)
+    # The body of one request: whole within upload_timeout_s, no pause over upload_idle_timeout_s, and
+    # on average at least upload_min_bytes_per_s after the first upload_grace_s; else 408.
+    upload_timeout_s: float = Field(900, gt=0)
+    upload_idle_timeout_s: float = Field(30, gt=0)
+    upload_min_bytes_per_s: float = Field(20_000, ge=0)
+    upload_grace_s: float = Field(10, ge=0)
     max_download_bytes: int = Field(1_000_000_000, gt=0)
     max_duration_s: float = Field(4 * 3600, gt=0)
     # Wall time one decode may take (a file that decodes slower than this is refused with 413).
@@ -81,8 +90,18 @@ class LimitsConfig(_Strict):
     # seconds of 16 kHz float32 (230 MB per hour): past it, 503 `overloaded` with Retry-After.
     max_decoding_audio_s: float = Field(8 * 3600, gt=0)
 
+    @property
+    def max_body_bytes(self) -> int:
+        """A request body: the upload and room for the form's other fields and multipart boundaries."""
+        return self.max_upload_bytes + 1_000_000
+
     @model_validator(mode="after")
     def _one_file_fits(self) -> "LimitsConfig":
+        if self.max_uploads_in_flight_bytes < self.max_upload_bytes:
+            raise ValueError(
+                f"max_uploads_in_flight_bytes ({self.max_uploads_in_flight_bytes}) must be at least "
+                f"max_upload_bytes ({self.max_upload_bytes}), or an upload at the limit could never be taken"
+            )
         if self.max_decoding_audio_s < self.max_duration_s:
             raise ValueError(
                 f"max_decoding_audio_s ({self.max_decoding_audio_s:g}) must be at least max_duration_s "

@@ -60,6 +60,11 @@ class MethodNotAllowed(APIError):
     type = "invalid_request_error"
 
 
+class RequestTimeout(APIError):
+    status = 408
+    type = "invalid_request_error"
+
+
 class PayloadTooLarge(APIError):
     status = 413
     type = "invalid_request_error"

@@ -33,7 +33,9 @@ from serve_app.errors import (
     find_cause,
     internal_error_envelope,
 )
+from serve_app.pipeline.budget import Budget, Reservation
 from serve_app.pipeline.fetch import check_url
+from serve_app.pipeline.upload import UploadLimits, bounded_receive
 from serve_app.pipeline.types import AudioSource, Task
 from serve_app.protocol import ModelCard, ModelList, TranscriptionRequest
 
@@ -88,6 +90,7 @@ async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
 
 
 # NOTE: helpers sit above the class: @serve.ingress captures the module globals it sees.
+
 def _upload_too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(f"The upload is larger than this server's limit of {limit} bytes.", param="file")
 
@@ -167,6 +170,17 @@ class Ingress:
         self.asr = asr
         self.diarizer = diarizer
         self.merger = merger
+        limits = config.limits
+        self._uploads = Budget(limits.max_uploads_in_flight_bytes,
+                               what=f"upload bytes ({limits.max_uploads_in_flight_bytes} in all)")
+        self._upload_limits = UploadLimits(
+            max_body_bytes=limits.max_body_bytes,
+            max_upload_bytes=limits.max_upload_bytes,
+            timeout_s=limits.upload_timeout_s,
+            idle_timeout_s=limits.upload_idle_timeout_s,
+            min_bytes_per_s=limits.upload_min_bytes_per_s,
+            grace_s=limits.upload_grace_s,
+        )
         self._keys = [k.encode() for k in api_keys_from_env()]
         if not self._keys:
             logger.warning("SERVE_APP_API_KEYS is not set: the API is open to anyone who can reach it")
@@ -200,16 +214,20 @@ class Ingress:
     # -- the one request path --
 
     async def _handle(self, request: Request, task: Task) -> Response:
+        # The upload's bytes count against this replica's ceiling from the first chunk to the answer.
+        upload = Reservation(self._uploads)
         try:
-            return await self._run(request, task)
+            return await self._run(request, task, upload)
         except (BackPressureError, DeploymentUnavailableError):
             # NOTE: Serve installs its own handler for these on the FastAPI app (a plain-text 503); answer
             # in the envelope, with Retry-After, before it can.
             raise Overloaded() from None
+        finally:
+            upload.release()
 
-    async def _run(self, request: Request, task: Task) -> Response:
+    async def _run(self, request: Request, task: Task, upload: Reservation) -> Response:
         self._authorize(request)
-        req, source = await self._parse(request, task)
+        req, source = await self._parse(request, task, upload)
         model = self.config.resolve_model(req.model or self.config.default_model)
         if model is None:
             raise InvalidRequest(
@@ -259,15 +277,22 @@ class Ingress:
             raise
         return Response(rendered.body, media_type=rendered.media_type, headers=rendered.headers)
 
-    async def _parse(self, request: Request, task: Task) -> tuple[TranscriptionRequest, AudioSource]:
-        limit = self.config.limits.max_upload_bytes
+    async def _parse(
+        self, request: Request, task: Task, upload: Reservation
+    ) -> tuple[TranscriptionRequest, AudioSource]:
+        limits = self._upload_limits
         length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > limit + 1_000_000:
-            raise _upload_too_large(limit)
+        if length and length.isdigit():
+            if int(length) > limits.max_body_bytes:
+                raise _upload_too_large(limits.max_upload_bytes)
+            upload.take(int(length))  # a declared body is refused before any of it is read
         content_type = request.headers.get("content-type", "").lower()
         # urlencoded too: a request whose `file` is a URL needs no multipart body.
         if not content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
             raise InvalidRequest("Send the request as multipart/form-data with the audio in `file`.", param="file")
+        # Chunked bodies too: every chunk is counted as it arrives (pipeline/upload.py).
+        request = Request(request.scope, bounded_receive(request.receive, limits, upload))
+        limit = limits.max_upload_bytes
         try:
             form = await request.form(max_files=1, max_fields=64)
         except Exception as exc:  # noqa: BLE001 - starlette raises several types for a broken body

@@ -24,6 +24,7 @@ import soundfile as sf
 import yaml
 
 from serve_app import proxy
+from serve_app.config import LimitsConfig
 from serve_app.eval.diarization import sample_dir
 
 ROOT_DIR = Path(__file__).resolve().parents[2]
@@ -106,9 +107,10 @@ def running_app(
     log = tmp / "serve.log"
     env = {**os.environ, "SERVE_APP_API_KEYS": ",".join(API_KEYS)}
     env.pop("RAY_ADDRESS", None)
-    env.pop(proxy.ENV_VAR, None)
+    for name in (proxy.ENV_VAR, proxy.ENV_MAX_BODY, proxy.ENV_IN_FLIGHT):
+        env.pop(name, None)
     if proxy_middleware:
-        env[proxy.ENV_VAR] = proxy.IMPORT_PATH
+        env.update(proxy.environment(LimitsConfig(**config["applications"][0]["args"].get("limits", {}))))
     with open(log, "wb") as log_file:
         proc = subprocess.Popen(
             ["serve", "run", str(config_path)],

@@ -36,3 +36,20 @@ class Budget:
         with self._lock:
             self._held -= n
             assert self._held >= 0, "released more than was reserved"
+
+
+class Reservation:
+    """What one request holds in a Budget, taken piece by piece and given back at once."""
+
+    def __init__(self, budget: Budget) -> None:
+        self._budget = budget
+        self.held = 0
+
+    def take(self, n: int) -> None:
+        self._budget.reserve(n)
+        self.held += n
+
+    def release(self) -> None:
+        if self.held:
+            self._budget.release(self.held)
+            self.held = 0
