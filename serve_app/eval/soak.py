@@ -42,7 +42,8 @@ def serve_replica(title: str) -> Optional[str]:
 
 
 def replica_memory() -> dict[str, dict[str, float]]:
-    """Memory of every Ray Serve replica process on this machine, in MB, by replica: `rss` (resident) and
+    """Memory of every Ray Serve replica process (and Serve's HTTP proxy, "proxy") on this machine, in MB, by
+    replica: `rss` (resident) and
     `private` (without the shared-memory pages it has touched, RssShmem: those are Ray's object store, and a
     replica that writes a 100 MB result there shows it in its RSS until the store reuses the pages)."""
     out: dict[str, dict[str, float]] = {}
@@ -51,7 +52,7 @@ def replica_memory() -> dict[str, dict[str, float]]:
             continue
         try:
             title = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            name = serve_replica(title)
+            name = serve_replica(title) or ("proxy" if "ray::ProxyActor" in title else None)
             if name is None:
                 continue
             status = dict(line.split(":", 1) for line in (proc / "status").read_text().splitlines() if ":" in line)

@@ -49,10 +49,11 @@ def test_english_only_model_refuses_translation_and_other_languages(server, clip
     "payload, status",
     [
         (b"", 400),
-        (b"this is plain text, not audio at all" * 10, 400),
-        (b"MZ\x90\x00" + bytes(range(256)) * 20, 400),
-        (b"RIFF\x24\x00\x00\x00WAVEfmt ", 400),
+        (b"this is plain text, not audio at all" * 10, 415),  # no accepted container's signature
+        (b"MZ\x90\x00" + bytes(range(256)) * 20, 415),
+        (b"RIFF\x24\x00\x00\x00WAVEfmt ", 400),  # a WAV that does not decode
     ],
+    ids=["empty", "text", "executable", "broken wav"],
 )
 def test_undecodable_files_get_4xx(server, clip, payload, status):
     assert_envelope(post(server, files={"file": ("audio.wav", payload)}), status, "file")

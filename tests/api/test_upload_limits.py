@@ -4,76 +4,17 @@ and the bytes in flight in the Ingress have a ceiling across requests (503 + Ret
 
 from __future__ import annotations
 
-import json
-import socket
 import time
 
 import pytest
 
 from tests.api.conftest import LIMITS
-from tests.support import API_KEYS
+from tests.support import RawUpload
 
 pytestmark = pytest.mark.slow
 
-BOUNDARY = "----limits"
-PREAMBLE = (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper-tiny.en\r\n"
-            f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n"
-            "Content-Type: audio/wav\r\n\r\n").encode()
+PREAMBLE = RawUpload.preamble("whisper-tiny.en")
 MB = 1_000_000
-
-
-class RawUpload:
-    """One POST whose body is sent by hand: chunked (no Content-Length) unless `length` is given."""
-
-    def __init__(self, server, length: int | None = None) -> None:
-        host, port = server.root_url.removeprefix("http://").split(":")
-        self.sock = socket.create_connection((host, int(port)), timeout=30)
-        self.chunked = length is None
-        framing = "Transfer-Encoding: chunked" if self.chunked else f"Content-Length: {length}"
-        self.sock.sendall((f"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: {host}\r\n"
-                           f"Authorization: Bearer {API_KEYS[0]}\r\n"
-                           f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n{framing}\r\n\r\n").encode())
-        self.sent = 0
-
-    def send(self, data: bytes) -> bool:
-        """False once the server has stopped taking the body (it answered and closed, or reset)."""
-        try:
-            self.sock.sendall(b"%x\r\n%s\r\n" % (len(data), data) if self.chunked else data)
-        except OSError:
-            return False
-        self.sent += len(data)
-        return True
-
-    def answered(self) -> bool:
-        self.sock.setblocking(False)
-        try:
-            return bool(self.sock.recv(1, socket.MSG_PEEK))
-        except BlockingIOError:
-            return False
-        except OSError:
-            return True
-        finally:
-            self.sock.setblocking(True)
-
-    def response(self, timeout: float = 30) -> tuple[int, dict, dict]:
-        self.sock.settimeout(timeout)
-        raw = b""
-        while b"\r\n\r\n" not in raw:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                break
-            raw += chunk
-        head, _, body = raw.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
-        length = int(headers.get("content-length", "0"))
-        while len(body) < length:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                break
-            body += chunk
-        self.sock.close()
-        return int(lines[0].split()[1]), headers, json.loads(body or b"{}")
 
 
 def assert_error(status, body, expected_status, code=None):
