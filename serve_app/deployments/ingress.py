@@ -35,8 +35,8 @@ from serve_app.errors import (
 )
 from serve_app.pipeline.budget import Budget, Reservation
 from serve_app.pipeline.fetch import check_url
-from serve_app.pipeline.upload import UploadLimits, bounded_receive
 from serve_app.pipeline.types import AudioSource, Task
+from serve_app.pipeline.upload import UploadLimits, bounded_receive
 from serve_app.protocol import ModelCard, ModelList, TranscriptionRequest
 
 logger = logging.getLogger("ray.serve")
@@ -90,7 +90,6 @@ async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
 
 
 # NOTE: helpers sit above the class: @serve.ingress captures the module globals it sees.
-
 def _upload_too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(f"The upload is larger than this server's limit of {limit} bytes.", param="file")
 
