@@ -7,22 +7,21 @@ rewrites `bundled_diarization.json`). Audio always reaches pyannote in memory, n
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
 import warnings
 from pathlib import Path
-from typing import Any, Iterator, Optional
-from unittest import mock
+from typing import Any, Optional
 
 import numpy as np
 import torch
 from pyannote.audio import Model, Pipeline
 from pyannote.audio.pipelines import SpeakerDiarization
-from pyannote.audio.pipelines import speaker_diarization as _sd_module
 from pyannote.core import Annotation
 
+from serve_app.backends import compat_pyannote
 from serve_app.backends.campplus import CamPlusPlusEmbedding, bundled_segmentation_path
+from serve_app.backends.compat_pyannote import embedding_model, plda_optional
 from serve_app.config import DiarizationConfig
 from serve_app.pipeline.cancel import check
 from serve_app.pipeline.types import SAMPLE_RATE, Diarization, Turn
@@ -32,19 +31,6 @@ BUNDLED_PARAMETERS_FILE = Path(__file__).with_name("bundled_diarization.json")
 
 def bundled_parameters() -> dict[str, Any]:
     return json.loads(BUNDLED_PARAMETERS_FILE.read_text())["parameters"]
-
-
-@contextlib.contextmanager
-def plda_optional() -> Iterator[None]:
-    """SpeakerDiarization.__init__ loads a PLDA even when its clustering does not use one, and
-    `get_plda(None)` raises. Agglomerative clustering needs none, so let `plda=None` through."""
-    original = _sd_module.get_plda
-
-    def get_plda(plda, **kwargs):
-        return None if plda is None else original(plda, **kwargs)
-
-    with mock.patch.object(_sd_module, "get_plda", get_plda):
-        yield
 
 
 def build_bundled_pipeline(
@@ -70,6 +56,7 @@ def build_bundled_pipeline(
 
 
 def load_pipeline(config: DiarizationConfig) -> SpeakerDiarization:
+    compat_pyannote.check_version()  # a replica on another pyannote.audio fails to start
     if config.cpu_threads:
         torch.set_num_threads(config.cpu_threads)  # process-wide: the Diarizer has a process of its own
     if config.source == "bundled":
@@ -90,7 +77,7 @@ def load_pipeline(config: DiarizationConfig) -> SpeakerDiarization:
             raise RuntimeError(f"{config.source!r} is a {type(pipeline).__name__}, not a SpeakerDiarization pipeline")
         pipeline.segmentation_batch_size = config.segmentation_batch_size
         pipeline.embedding_batch_size = config.embedding_batch_size
-        embedding = getattr(getattr(pipeline, "_embedding", None), "model_", None)
+        embedding = embedding_model(pipeline)
         if isinstance(embedding, CamPlusPlusEmbedding):  # our adapter, saved into a local pipeline directory
             embedding.freeze().parallel(config.embedding_workers)
     if config.parameters:
@@ -154,6 +141,6 @@ class PyannoteDiarizer:
     def warmup(self) -> None:
         rng = np.random.default_rng(0)
         self(rng.normal(0, 0.05, SAMPLE_RATE * 12).astype(np.float32))
-        embedding = getattr(getattr(self.pipeline, "_embedding", None), "model_", None)
+        embedding = embedding_model(self.pipeline)
         if isinstance(embedding, CamPlusPlusEmbedding):  # the bundled embedding: every piece has its own length
             embedding.warmup()

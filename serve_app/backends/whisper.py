@@ -8,7 +8,6 @@ temperature and word-timestamp wish, so the batch is run on the same CTranslate2
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import logging
 import math
@@ -25,11 +24,12 @@ from faster_whisper import WhisperModel
 from faster_whisper.audio import pad_or_trim
 from faster_whisper.tokenizer import Tokenizer
 from faster_whisper.transcribe import get_compression_ratio
-import faster_whisper.vad
 from faster_whisper.vad import VadOptions, get_speech_timestamps
 
+from serve_app.backends import compat_faster_whisper
 from serve_app.config import DecodingConfig, ModelConfig
 from serve_app.pipeline.cancel import check
+from serve_app.pipeline.policy import ModelPolicy
 from serve_app.pipeline.types import SAMPLE_RATE, DecodeOptions, Segment, Window, WindowResult, Word
 from serve_app.pipeline.windows import plan_windows
 
@@ -74,9 +74,8 @@ class PiecewiseVad:
         return np.concatenate(outputs, axis=0)
 
 
-# get_speech_timestamps asks this module-level function for the model (one per process, cached).
-_library_vad_model = faster_whisper.vad.get_vad_model
-faster_whisper.vad.get_vad_model = functools.lru_cache(maxsize=None)(lambda: PiecewiseVad(_library_vad_model()))
+# get_speech_timestamps takes no model argument: it asks faster-whisper's factory, replaced here.
+compat_faster_whisper.install_vad_model(PiecewiseVad)
 
 logger = logging.getLogger(__name__)
 
@@ -141,10 +140,12 @@ class _Attempt:
 
 class WhisperBackend:
     def __init__(self, cfg: ModelConfig) -> None:
+        compat_faster_whisper.check_version()  # a replica on another faster-whisper fails to start
         self.cfg = cfg
         self.decoding: DecodingConfig = cfg.decoding
         self.model = load_whisper(cfg)
         self.multilingual: bool = self.model.model.is_multilingual
+        self.policy = ModelPolicy(cfg.name, self.multilingual)  # what this model does with a task and language
         self._tokenizers: dict[tuple[str, str], Tokenizer] = {}
         self._vad = VadOptions(
             threshold=self.decoding.vad_threshold,
@@ -220,7 +221,8 @@ class WhisperBackend:
                 word_groups[(self._task(w.options), languages[i])].append(i)
         for (task, lang), idx in word_groups.items():
             source = encoded if len(idx) == n else _storage(features[idx])
-            self.model.add_word_timestamps(
+            compat_faster_whisper.add_word_timestamps(
+                self.model,
                 [segments[i] for i in idx],
                 self._tokenizer(task, lang),
                 source,
@@ -349,10 +351,10 @@ class WhisperBackend:
     # -- helpers --
 
     def _language(self, options: DecodeOptions) -> Optional[str]:
-        return options.language if self.multilingual else "en"
+        return self.policy.window_language(options)
 
     def _task(self, options: DecodeOptions) -> str:
-        return options.task if self.multilingual else "transcribe"
+        return self.policy.window_task(options)
 
     def _tokenizer(self, task: str, language: str) -> Tokenizer:
         key = (task, language)

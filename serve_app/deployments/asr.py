@@ -13,7 +13,6 @@ from ray.serve.metrics import Counter, Histogram
 
 from serve_app.backends.whisper import WhisperBackend
 from serve_app.config import BatchConfig, ModelConfig
-from serve_app.errors import InvalidRequest
 from serve_app.pipeline.cancel import run_stoppable
 from serve_app.pipeline.scheduling import DueQueue, due_at
 from serve_app.pipeline.types import Audio, DecodeOptions, Transcript, Window, WindowResult
@@ -62,11 +61,7 @@ class WhisperASR:
                     cfg.batch_wait_timeout_s, cfg.pace_s_per_audio_s)
 
     async def transcribe(self, audio: Audio, options: DecodeOptions) -> Transcript:
-        if not self.backend.multilingual:
-            if options.task == "translate":
-                raise InvalidRequest(f"Model {self.model_name!r} is English-only and cannot translate.", param="model")
-            if options.language not in ("en", None):
-                raise InvalidRequest(f"Model {self.model_name!r} is English-only.", param="language")
+        self.backend.policy.check(options)
         started = time.perf_counter()
         windows = await run_stoppable(self.backend.split, audio.samples, options)
         # Windows wait here, not in Serve's batch queue: that queue is first come, first served, and a
@@ -83,14 +78,7 @@ class WhisperASR:
         # Cancelled with the request (client gone, timeout): gather cancels the futures, and with them the
         # windows already handed to the batch queue; the ones still waiting here are skipped by _admit.
         results: list[WindowResult] = list(await asyncio.gather(*futures))
-        # The request's language: what the caller fixed, else what most of its windows were detected as.
-        if options.language is not None or not self.backend.multilingual:
-            language = options.language if self.backend.multilingual else "en"
-        elif results:
-            langs = [r.language for r in results]
-            language = max(set(langs), key=langs.count)
-        else:
-            language = "en"
+        language = self.backend.policy.request_language(options, [r.language for r in results])
         if audio.duration > 0:
             self._audio_seconds.inc(audio.duration)
             self._rtf.observe((time.perf_counter() - started) / audio.duration)

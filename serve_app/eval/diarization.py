@@ -32,13 +32,9 @@ from pyannote.core import Annotation, Segment, Timeline
 from pyannote.database.util import load_rttm, load_uem
 from pyannote.metrics.diarization import DiarizationErrorRate
 
-from serve_app.backends.diarization import (
-    BUNDLED_PARAMETERS_FILE,
-    bundled_parameters,
-    build_bundled_pipeline,
-    plda_optional,
-)
 from serve_app.backends.campplus import CamPlusPlusEmbedding, bundled_segmentation_path
+from serve_app.backends.compat_pyannote import plda_optional
+from serve_app.backends.diarization import BUNDLED_PARAMETERS_FILE, build_bundled_pipeline, bundled_parameters
 from serve_app.config import DiarizationConfig
 
 SDIST = "pyannote-audio==4.0.7"

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from faster_whisper.vad import VadOptions, get_speech_timestamps
 
-from serve_app.backends.whisper import PiecewiseVad, _library_vad_model
+from serve_app.backends.compat_faster_whisper import library_vad_model as _library_vad_model
+from serve_app.backends.whisper import PiecewiseVad
 from tests.support import sample_samples
 
 
