@@ -186,3 +186,16 @@ def api_keys_from_env() -> list[str]:
     """API keys from SERVE_APP_API_KEYS (comma-separated). Empty list: the service runs open."""
     raw = os.environ.get("SERVE_APP_API_KEYS", "")
     return [k.strip() for k in raw.split(",") if k.strip()]
+
+
+# Ray's proxy has no app config: serve_app/proxy.py gets its body limits from the environment, which the
+# test harness and k8s/generate.py write from a Serve config's `limits` (serve_app.proxy.environment).
+PROXY_MAX_BODY_ENV = "SERVE_APP_PROXY_MAX_BODY_BYTES"
+PROXY_IN_FLIGHT_ENV = "SERVE_APP_PROXY_BODIES_IN_FLIGHT_BYTES"
+
+
+def proxy_limits_from_env() -> tuple[int, int]:
+    """(the body cap, the bodies in flight) for Ray's proxy; LimitsConfig's defaults where unset."""
+    defaults = LimitsConfig()
+    return (int(os.environ.get(PROXY_MAX_BODY_ENV, defaults.max_body_bytes)),
+            int(os.environ.get(PROXY_IN_FLIGHT_ENV, defaults.max_uploads_in_flight_bytes)))

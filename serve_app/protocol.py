@@ -1,4 +1,4 @@
-"""Wire models of the public API (../shared/API.md), in the order the docs list them.
+"""Wire models of the public API (docs/API.md), in the order the docs list them.
 
 The multipart form is parsed once, into `TranscriptionRequest`, whose validators own every rule
 and name the offending `param`. Transcriptions and translations share it.

@@ -19,11 +19,10 @@ Two things only the proxy can do, because they happen before a request reaches t
 from __future__ import annotations
 
 import json
-import os
 
 from starlette.middleware import Middleware
 
-from serve_app.config import LimitsConfig
+from serve_app.config import PROXY_IN_FLIGHT_ENV, PROXY_MAX_BODY_ENV, LimitsConfig, proxy_limits_from_env
 from serve_app.errors import APIError, PayloadTooLarge, envelope
 from serve_app.pipeline.budget import Budget, Reservation
 
@@ -31,11 +30,8 @@ from serve_app.pipeline.budget import Budget, Reservation
 RAY_CONTROL_HEADERS = frozenset({b"x-request-timeout-seconds", b"x-request-disconnect-disabled"})
 ENV_VAR = "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"
 IMPORT_PATH = "serve_app.proxy:middlewares"
-ENV_MAX_BODY = "SERVE_APP_PROXY_MAX_BODY_BYTES"
-ENV_IN_FLIGHT = "SERVE_APP_PROXY_BODIES_IN_FLIGHT_BYTES"
-# Without the variables: LimitsConfig's defaults.
-DEFAULT_MAX_BODY = LimitsConfig().max_body_bytes
-DEFAULT_IN_FLIGHT = LimitsConfig().max_uploads_in_flight_bytes
+ENV_MAX_BODY = PROXY_MAX_BODY_ENV
+ENV_IN_FLIGHT = PROXY_IN_FLIGHT_ENV
 
 
 class StripRayControlHeaders:
@@ -121,13 +117,10 @@ class BodyLimits:
 
 def middlewares() -> list[Middleware]:
     """What Ray's proxy loads. The body limits wrap outermost, so that they see the body first."""
+    max_body_bytes, in_flight_bytes = proxy_limits_from_env()
     return [
         Middleware(StripRayControlHeaders),
-        Middleware(
-            BodyLimits,
-            max_body_bytes=int(os.environ.get(ENV_MAX_BODY, DEFAULT_MAX_BODY)),
-            in_flight_bytes=int(os.environ.get(ENV_IN_FLIGHT, DEFAULT_IN_FLIGHT)),
-        ),
+        Middleware(BodyLimits, max_body_bytes=max_body_bytes, in_flight_bytes=in_flight_bytes),
     ]
 
 

@@ -106,8 +106,8 @@ class CamPlusPlusEmbedding(Model):
     def _network(self):
         # The frozen graph is fused for the CPU (MKLDNN ops, no CUDA kernels): once the pipeline has moved
         # the module to a GPU, a graph traced and frozen there runs instead. Not the eager module: one speech
-        # piece is about 800 small ops, and on an H100 their Python dispatch took 16 ms a piece, 97% of a
-        # diarization (benchmarks/README.md, GPU).
+        # piece is hundreds of small ops, and on a GPU their Python dispatch was most of a diarization
+        # (benchmarks/README.md, GPU).
         fast = self.__dict__.get("_fast")
         device = next(self.campplus.parameters()).device
         if fast is None:  # not frozen: the module as it is
@@ -179,9 +179,9 @@ class CamPlusPlusEmbedding(Model):
 
     def warmup(self) -> None:
         """Runs the network once on each of a spread of piece lengths. On a GPU the first pieces of each new
-        length were slow (9-15 s for the first diarizations after start on an H100: kernels loaded, graph
-        specialisations compiled), and a replica should pay that before it takes requests. On the CPU there is
-        no such cost, so nothing to do."""
+        length were slow (kernels loaded, graph specialisations compiled; benchmarks/README.md, "Figures
+        behind the code's comments"), and a replica should pay that before it takes requests. On the CPU
+        there is no such cost, so nothing to do."""
         device = next(self.campplus.parameters()).device
         if device.type == "cpu":
             return

@@ -64,9 +64,9 @@ class WhisperASR:
         self.backend.policy.check(options)
         started = time.perf_counter()
         windows = await run_stoppable(self.backend.split, audio.samples, options)
-        # Windows wait here, not in Serve's batch queue: that queue is first come, first served, and a
-        # 5-minute file that queued its dozen windows there held a 5 s clip sent 2 s later for the whole
-        # file (22.4 s instead of 1.8 s). Each batch takes the windows due first (pipeline/scheduling.py).
+        # Windows wait here, not in Serve's batch queue: that queue is first come, first served, so a long
+        # file's windows held every short request sent after it (benchmarks/starvation.py). Each batch takes
+        # the windows due first (pipeline/scheduling.py).
         arrival = time.monotonic()
         loop = asyncio.get_running_loop()
         futures = []

@@ -238,8 +238,7 @@ class Ingress:
         # for, to the Diarizer at the same time; the Merger waits for both.
         audio = self.decoder.decode.remote(source)
         # Ray has the upload in its object store once the call is submitted (and retries from there): drop
-        # this replica's copy now rather than hold it until the answer (130 MB for an hour of WAV, for the
-        # whole request; benchmarks/memory_timeline.py).
+        # this replica's copy now rather than hold it until the answer (benchmarks/memory_timeline.py).
         del source
         transcript = self.asr[model.name].transcribe.remote(audio, req.decode_options())
         diarization = (

@@ -143,8 +143,8 @@ def _refuse_nested_open(url: str, flags: int, options: dict):
 
 class _Pcm:
     """16 kHz float32 samples, written frame by frame into one array: the decoded audio is never held twice
-    (a list of int16 chunks, then their concatenation, then its float32 copy held 454 MB beyond the upload
-    at the peak for an hour of audio; this holds the 230 MB of float32 and one frame)."""
+    (chunks, then their concatenation, then a float32 copy, would be; benchmarks/README.md, "Figures behind
+    the code's comments")."""
 
     def __init__(self, expected_s: float, budget: Budget | None = None) -> None:
         # The container's stated length (+1 s) saves regrowing; it may be wrong, so the array still grows.

@@ -29,7 +29,7 @@ class AudioSource:
 
     # An upload travels as a read-only uint8 array over the bytes: Ray hands a large array to the decoder as
     # a view of its shared-memory object store, where `bytes` would be copied into the decoder's heap (one
-    # more copy of the file per request in flight: 115 MB for an hour of 16 kHz WAV).
+    # more copy of the file per request in flight).
     data: Optional[Union[bytes, np.ndarray]] = None
     url: Optional[str] = None
     filename: Optional[str] = None
@@ -48,9 +48,8 @@ class DecodeOptions:
     temperature: float = 0.0
     word_timestamps: bool = False
     # Whisper's segment timestamps. Off when the response shows no times (json, text): the decoder then runs
-    # without CTranslate2's timestamp rules, which check every hypothesis at every step one by one (on a GPU,
-    # two synchronising reductions each: a beam step took 14 ms for 8 windows and 36 ms for 16 on an H100),
-    # and each window comes back as one segment.
+    # without CTranslate2's timestamp rules, which check every hypothesis at every step one by one (on a GPU
+    # they dominate a beam step: benchmarks/README.md, GPU), and each window comes back as one segment.
     timestamps: bool = True
 
 

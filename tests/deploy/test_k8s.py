@@ -20,7 +20,7 @@ from ray.serve.schema import ServeDeploySchema
 from serve_app.app import build_app
 from tests.support import ROOT_DIR
 
-# KubeRay 1.7.0's RayService CRD (a copy of ../shared/kuberay/, so that CI has it).
+# KubeRay 1.7.0's RayService CRD (copied from KubeRay's release, so that CI has it).
 CRD = ROOT_DIR / "tests" / "data" / "kuberay" / "ray.io_rayservices.v1.7.0.yaml"
 OVERLAYS = {"prod": "gpu.yaml", "dev": "dev.yaml"}
 
