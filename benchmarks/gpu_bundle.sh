@@ -19,7 +19,7 @@ trap 'rm -rf "$work"' EXIT
 
 wheels=(
   ray==2.60.0 ctranslate2==4.8.5 faster-whisper==1.2.1 av==18.1.0 soundfile==0.14.0 cffi==2.0.0 pycparser==3.0
-  fastapi==0.165.0 starlette==1.10.0 uvicorn==0.54.0 python-multipart==0.0.34 pydantic==2.13.4
+  fastapi==0.165.0 starlette==1.10.0 uvicorn==0.55.0 python-multipart==0.0.34 pydantic==2.13.4
   pydantic-core==2.46.4 annotated-types==0.7.0 typing-inspection==0.4.2 httptools==0.9.0 watchfiles==1.3.0
   websockets==17.4 python-dotenv==1.2.2
   # ray[serve]'s own needs (grpcio-reflection matches the target's grpcio 1.84)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.run import RESULTS, clips, memory_samples, wav
-from serve_app.eval.runner import running_app
+from harness.runner import running_app
 
 
 def main() -> None:

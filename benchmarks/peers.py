@@ -24,7 +24,7 @@ from typing import Callable, Iterator
 import httpx
 import yaml
 
-from serve_app.eval.runner import free_port
+from harness.runner import free_port
 
 PEERS_DIR = Path.home() / ".cache" / "serve_app" / "peers"
 LAUNCHERS = Path(__file__).resolve().parent / "launchers"

@@ -44,8 +44,8 @@ import yaml
 from benchmarks.peers import PEERS, start_peer
 from serve_app.config import AppConfig, ModelConfig
 from serve_app.eval.diarization import sample_dir
-from serve_app.eval.runner import running_app, wav_bytes as wav
-from serve_app.eval.soak import replica_memory, serve_replica
+from harness.runner import running_app, wav_bytes as wav
+from harness.procs import replica_memory, serve_replica
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MODELS_DIR = Path.home() / ".cache" / "serve_app" / "models"

@@ -25,7 +25,7 @@ import yaml
 
 from benchmarks.run import RESULTS, memory_samples
 from serve_app.config import LimitsConfig
-from serve_app.eval.runner import ROOT_DIR, running_app
+from harness.runner import ROOT_DIR, running_app
 from tests.support import RawUpload
 
 BLOCK = 1 << 20

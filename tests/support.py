@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
-import os
 import re
 import shutil
 import socket
@@ -19,12 +17,13 @@ from pathlib import Path
 import av
 import numpy as np
 
-from serve_app.eval.runner import API_KEYS, Server, running_app  # noqa: F401 - re-exported for the tests
+from harness.runner import API_KEYS, Server, cli_env, running_app, wav_bytes  # noqa: F401 - re-exported
+from serve_app.eval.samples import sample_dir
 from serve_app.pipeline.audio import decode_audio
 
 ROOT_DIR = Path(__file__).resolve().parents[1]
 ALLOWED_HOST = "127.0.0.2"
-SAMPLE_DIR = Path(importlib.util.find_spec("pyannote.audio").origin).parent / "sample"
+SAMPLE_DIR = sample_dir()
 SAMPLE_WAV = SAMPLE_DIR / "sample.wav"
 SAMPLE_STM = SAMPLE_DIR / "sample.stm"
 
@@ -63,10 +62,6 @@ def encode(samples: np.ndarray, container: str, codec: str, rate: int, layout: s
             out.mux(stream.encode(f))
         out.mux(stream.encode(None))
     return buf.getvalue()
-
-
-def wav_bytes(samples: np.ndarray, rate: int = 16000) -> bytes:
-    return encode(samples, "wav", "pcm_s16le", rate, "mono")
 
 
 def espeak(text: str, voice: str) -> bytes:
@@ -254,7 +249,7 @@ def assert_envelope(r, status: int, param=None) -> None:
         assert err["param"] == param, err
 
 
-# --- the real app: serve_app.eval.runner starts it (the benchmarks use it too) ---------------------
+# --- the real app: harness.runner starts it (the benchmarks use it too) ----------------------------
 
 
 def kill_replicas(deployment: str, app: str = "speech") -> list[str]:
@@ -269,8 +264,7 @@ def kill_replicas(deployment: str, app: str = "speech") -> list[str]:
         "    ray.kill(ray.get_actor(n, namespace='serve'), no_restart=True)\n"
         "print(json.dumps(names))\n"
     )
-    # `serve run` turned on Ray's token auth for its local cluster; a driver must say so to use the token.
-    env = {**os.environ, "RAY_AUTH_MODE": "token"}
+    env = cli_env()  # the token auth `serve run` turned on
     env.pop("RAY_ADDRESS", None)
     out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True, env=env,
                          timeout=120)

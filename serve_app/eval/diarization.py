@@ -36,6 +36,7 @@ from serve_app.backends.campplus import CamPlusPlusEmbedding, bundled_segmentati
 from serve_app.backends.compat_pyannote import plda_optional
 from serve_app.backends.diarization import BUNDLED_PARAMETERS_FILE, build_bundled_pipeline, bundled_parameters
 from serve_app.config import DiarizationConfig
+from serve_app.eval.samples import sample_dir
 
 SDIST = "pyannote-audio==4.0.7"
 CACHE = Path.home() / ".cache" / "serve_app"
@@ -65,12 +66,6 @@ def _read(path: Path) -> np.ndarray:
     samples, rate = sf.read(path, dtype="float32", always_2d=True)
     assert rate == 16_000, f"{path}: {rate} Hz"
     return samples.mean(axis=1)
-
-
-def sample_dir() -> Path:
-    import pyannote.audio
-
-    return Path(pyannote.audio.__file__).parent / "sample"
 
 
 def sample_item() -> Item:

@@ -10,20 +10,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support import ALLOWED_HOST, API_KEYS, running_app
-
-FETCH_CAPS = {"max_redirects": 3, "connect_timeout_s": 2, "total_timeout_s": 5}
-LIMITS = {"max_download_bytes": 4_000_000, "max_duration_s": 600, "max_upload_bytes": 40_000_000,
-          "max_uploads_in_flight_bytes": 100_000_000, "upload_timeout_s": 60, "upload_idle_timeout_s": 3,
-          "upload_min_bytes_per_s": 50_000, "upload_grace_s": 3}
-
-__all__ = ["API_KEYS", "ALLOWED_HOST", "FETCH_CAPS", "LIMITS"]
+from tests.api.settings import ALLOWED_HOST, FETCH_CAPS, LIMITS
+from tests.support import running_app
 
 
 def _test_config(config: dict) -> None:
     args = config["applications"][0]["args"]
     args["fetch"]["allowed_private_networks"] = [f"{ALLOWED_HOST}/32"]
-    # Caps small enough for tests to cross them quickly.
     args["fetch"].update(FETCH_CAPS)
     args["limits"].update(LIMITS)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.api.conftest import ALLOWED_HOST
+from tests.api.settings import ALLOWED_HOST
 from tests.support import LocalHTTPServer, assert_envelope
 
 pytestmark = pytest.mark.slow
@@ -85,7 +85,7 @@ def test_missing_or_wrong_key_is_401(server, clip, headers):
 
 
 def test_second_key_works(server, clip):
-    from tests.api.conftest import API_KEYS
+    from tests.api.settings import API_KEYS
 
     r = post(server, data={"model": "whisper-tiny.en"}, files={"file": ("a.wav", clip)},
              headers={"Authorization": f"Bearer {API_KEYS[1]}"})

@@ -13,7 +13,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from tests.api.conftest import API_KEYS, LIMITS
+from tests.api.settings import API_KEYS, LIMITS
 from tests.support import assert_envelope, sample_samples, wav_bytes
 
 pytestmark = pytest.mark.slow

@@ -12,26 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from serve_app.eval.soak import serve_replica
+from harness.procs import replica_pids
 from tests.hostile_media import UDP_PORT, hostile_files
-from tests.api.conftest import ALLOWED_HOST
+from tests.api.settings import ALLOWED_HOST
 from tests.support import LocalHTTPServer, assert_envelope, wav_bytes
 
 pytestmark = pytest.mark.slow
 
 FAMILIES = list(hostile_files("x.wav"))
-
-
-def _decoder_pids() -> list[int]:
-    pids = []
-    for proc in Path("/proc").iterdir():
-        try:
-            title = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if (serve_replica(title) or "").endswith(":AudioDecoder"):
-            pids.append(int(proc.name))
-    return pids
 
 
 def _udp_sockets() -> dict[int, int]:
@@ -60,7 +48,7 @@ def _socket_inodes(pid: int) -> set[int]:
 def decoders():
     """The decoder replicas' pids, with a real 7 s WAV named target.wav in each one's working directory:
     the file a playlist would make the decoder read."""
-    pids = _decoder_pids()
+    pids = replica_pids("AudioDecoder")
     assert pids, "no AudioDecoder replica process found"
     planted = []
     for pid in pids:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.api.conftest import ALLOWED_HOST, FETCH_CAPS, LIMITS
+from tests.api.settings import ALLOWED_HOST, FETCH_CAPS, LIMITS
 from tests.support import LocalHTTPServer, assert_envelope
 
 pytestmark = pytest.mark.slow

@@ -1,8 +1,8 @@
-"""A short soak in CI (the long one is `python -m serve_app.eval.soak`, 300 requests at 16-way)."""
+"""A short soak in CI (the long one is `python -m harness.soak`, 300 requests at 16-way)."""
 
 import pytest
 
-from serve_app.eval.soak import run_soak
+from harness.soak import run_soak
 
 pytestmark = pytest.mark.slow
 

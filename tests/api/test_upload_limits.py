@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.api.conftest import LIMITS
+from tests.api.settings import LIMITS
 from tests.support import RawUpload
 
 pytestmark = pytest.mark.slow

@@ -3,7 +3,6 @@ load and back to 1 when it stops, watched through Serve's status API (`serve sta
 
 from __future__ import annotations
 
-import os
 import subprocess
 import threading
 import time
@@ -11,7 +10,8 @@ import time
 import pytest
 import yaml
 
-from tests.stress.conftest import TINY_AUTOSCALING
+from tests.stress.settings import TINY_AUTOSCALING
+from tests.support import cli_env
 
 pytestmark = pytest.mark.slow
 
@@ -19,9 +19,7 @@ DEPLOYMENT = "WhisperASR-whisper-tiny-en"
 
 
 def running_replicas(deployment: str = DEPLOYMENT) -> int:
-    # `serve run` turned on Ray's token auth for its local cluster; the CLI must say so to use the token.
-    env = {**os.environ, "RAY_AUTH_MODE": "token"}
-    out = subprocess.run(["serve", "status"], check=True, capture_output=True, text=True, env=env, timeout=60)
+    out = subprocess.run(["serve", "status"], check=True, capture_output=True, text=True, env=cli_env(), timeout=60)
     status = yaml.safe_load(out.stdout)
     states = status["applications"]["speech"]["deployments"][deployment]["replica_states"]
     return states.get("RUNNING", 0)

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from tests.stress.conftest import REQUEST_TIMEOUT_S, TINY_LIMITS
+from tests.stress.settings import REQUEST_TIMEOUT_S, TINY_LIMITS
 from tests.support import SAMPLE_WAV, kill_replicas, sample_samples, wav_bytes
 
 pytestmark = pytest.mark.slow

@@ -1,4 +1,4 @@
-"""The test/benchmark runner's readiness wait (serve_app.eval.runner._wait_ready), against a fake server."""
+"""The test/benchmark runner's readiness wait (harness.runner._wait_ready), against a fake server."""
 
 from dataclasses import dataclass, field
 
@@ -6,7 +6,7 @@ import httpx
 import pytest
 import yaml
 
-from serve_app.eval import runner
+from harness import runner
 
 
 @dataclass

@@ -20,14 +20,15 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 import httpx
+import numpy as np
 import soundfile as sf
 import yaml
 
 from serve_app import proxy
 from serve_app.config import LimitsConfig
-from serve_app.eval.diarization import sample_dir
+from serve_app.eval.samples import sample_dir
 
-ROOT_DIR = Path(__file__).resolve().parents[2]
+ROOT_DIR = Path(__file__).resolve().parents[1]
 API_KEYS = ["sk-test-key-one", "sk-test-key-two"]
 STARTUP_TIMEOUT_S = 900
 
@@ -63,20 +64,20 @@ class Server:
             if d["name"] == deployment:
                 d["user_config"] = {**d.get("user_config", {}), **user_config}
         path.write_text(yaml.safe_dump(config))
-        subprocess.run(["serve", "deploy", str(path)], check=True, capture_output=True, timeout=120, env=_cli_env())
+        subprocess.run(["serve", "deploy", str(path)], check=True, capture_output=True, timeout=120, env=cli_env())
 
     def app_status(self) -> dict:
         """This server's application as `serve status` reports it ({"status": "RUNNING", "deployments":
         {name: {"status": "HEALTHY", ...}}, ...}); {} when the CLI gives no answer."""
         name = yaml.safe_load(self.config_path.read_text())["applications"][0]["name"]
         try:
-            out = subprocess.run(["serve", "status"], capture_output=True, text=True, timeout=60, env=_cli_env()).stdout
+            out = subprocess.run(["serve", "status"], capture_output=True, text=True, timeout=60, env=cli_env()).stdout
             return ((yaml.safe_load(out) or {}).get("applications") or {}).get(name) or {}
         except (subprocess.TimeoutExpired, yaml.YAMLError, AttributeError):
             return {}
 
 
-def _cli_env() -> dict[str, str]:
+def cli_env() -> dict[str, str]:
     # `serve run` turned on Ray's token auth for its local cluster; the CLI must say so to use the token.
     return {**os.environ, "RAY_AUTH_MODE": "token"}
 
@@ -171,7 +172,9 @@ def _wait_ready(proc: subprocess.Popen, srv: Server) -> float:
 
 
 def wav_bytes(samples, rate: int = 16_000) -> bytes:
-    """`samples` (int16 or float) as a 16-bit PCM WAV file."""
+    """`samples` (int16, or float in [-1, 1], clipped) as a 16-bit PCM WAV file with a 44-byte header."""
+    if samples.dtype != "int16":
+        samples = (np.clip(samples, -1, 1) * 32767).astype("int16")
     buf = io.BytesIO()
     sf.write(buf, samples, rate, format="WAV", subtype="PCM_16")
     return buf.getvalue()

@@ -3,7 +3,7 @@ lengths, with and without words. Every request is accounted for; each replica's 
 /proc before and after (same machine only).
 
     serve run configs/dev.yaml &
-    python -m serve_app.eval.soak [--url http://127.0.0.1:8000] [--requests 300] [--concurrency 16]
+    python -m harness.soak [--url http://127.0.0.1:8000] [--requests 300] [--concurrency 16]
 
 Writes benchmarks/results/soak.json (or --out). SERVE_APP_API_KEY is sent as the bearer key when set.
 """
@@ -24,50 +24,13 @@ from typing import Optional
 import httpx
 import soundfile as sf
 
-from serve_app.eval.diarization import sample_dir
-from serve_app.eval.runner import wav_bytes
+from harness.procs import replica_memory_mb
+from harness.runner import wav_bytes
+from serve_app.eval.samples import sample_dir
 
 FORMATS = ["json", "verbose_json", "text", "srt", "vtt"]
 MODELS = ["whisper-base", "whisper-tiny.en"]
 LENGTHS_S = [3, 10, 30]
-
-
-def serve_replica(title: str) -> Optional[str]:
-    """The Serve replica a process's command line names ("speech:Ingress"), or None for any other process.
-    Ray retitles a replica's process with the method it runs ("speech:Ingress.handle_request_with_rejection"):
-    one replica, one name."""
-    if "ServeReplica:" not in title:
-        return None
-    return title.split("ServeReplica:", 1)[1].split()[0].split(".", 1)[0]
-
-
-def replica_memory() -> dict[str, dict[str, float]]:
-    """Memory of every Ray Serve replica process (and Serve's HTTP proxy, "proxy") on this machine, in MB, by
-    replica: `rss` (resident) and
-    `private` (without the shared-memory pages it has touched, RssShmem: those are Ray's object store, and a
-    replica that writes a 100 MB result there shows it in its RSS until the store reuses the pages)."""
-    out: dict[str, dict[str, float]] = {}
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            title = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            name = serve_replica(title) or ("proxy" if "ray::ProxyActor" in title else None)
-            if name is None:
-                continue
-            status = dict(line.split(":", 1) for line in (proc / "status").read_text().splitlines() if ":" in line)
-            rss_kb = int(status["VmRSS"].split()[0])
-            shared_kb = int(status["RssShmem"].split()[0])
-        except (OSError, KeyError, IndexError, ValueError):
-            continue
-        key = name if name not in out else f"{name}#{proc.name}"
-        out[key] = {"rss": round(rss_kb / 1024, 1), "private": round((rss_kb - shared_kb) / 1024, 1)}
-    return out
-
-
-def replica_memory_mb() -> dict[str, float]:
-    """Resident memory (RSS) of every Ray Serve replica process on this machine, by replica."""
-    return {k: v["rss"] for k, v in replica_memory().items()}
 
 
 def _clips() -> dict[int, bytes]:
@@ -126,7 +89,7 @@ def run_soak(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m serve_app.eval.soak", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m harness.soak", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", default="http://127.0.0.1:8000")
     parser.add_argument("--requests", type=int, default=300)
