@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.run import RESULTS, clips, memory_samples, wav
+from benchmarks.measure import RESULTS, clips, memory_samples, wav
 from harness.runner import running_app
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks.run import MIX, RATE, RESULTS, VARIANTS, clips, machine, model_dir, request_options
+from benchmarks.measure import MIX, RATE, RESULTS, VARIANTS, clips, machine, model_dir, request_options
 from serve_app.config import AppConfig
 
 # The requests' form fields: what each decodes with is what the service derives from them.

@@ -23,7 +23,7 @@ from pathlib import Path
 import yaml
 
 from benchmarks.profile_asr import report
-from benchmarks.run import RATE, RESULTS, clips, machine
+from benchmarks.measure import RATE, RESULTS, clips, machine
 from serve_app.config import AppConfig
 
 # The pipeline's hook names in the order it calls them, and what the time up to each one's last call was.

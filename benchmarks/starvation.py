@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks.run import RESULTS, clips, wav
+from benchmarks.measure import RESULTS, clips, wav
 
 
 def main() -> None:

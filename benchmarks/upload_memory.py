@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks.run import RESULTS, memory_samples
+from benchmarks.measure import RESULTS, memory_samples
 from serve_app.config import LimitsConfig
 from harness.runner import ROOT_DIR, running_app
 from tests.support import RawUpload

@@ -3,13 +3,17 @@ split of a run at pyannote's hooks."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pytest
+
+from benchmarks.measure import busy_cores, cpu_seconds
 from benchmarks.profile_diarization import HookClock
-from benchmarks.run import busy_cores, cpu_seconds
+from benchmarks.report import derive, markdown
 
 
 def test_cpu_seconds_are_summed_by_what_each_process_is():
@@ -53,3 +57,15 @@ def test_the_hook_clock_splits_a_run_at_each_stage_s_last_hook():
     assert clock.embedding_batches == 2
     assert clock.stages(t0 + 5) == {"segmentation": 1, "speaker counting": 0.5, "embeddings": 2.5,
                                     "clustering + reconstruction": 0.25, "output (annotations)": 0.75}
+
+
+@pytest.mark.parametrize("name", ["dev-cpu-runs2", "gpu-h100"])
+def test_the_report_rebuilds_a_stored_result_exactly(name):
+    """Targets are data (benchmarks/targets.json): deriving them again from a stored run's measurements gives
+    the stored verdicts, and the markdown is the stored one."""
+    results = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+    r = json.loads((results / f"{name}.json").read_text())
+    stored = dict(r.pop("targets"))
+    derive(r)
+    assert r["targets"] == stored
+    assert markdown(r) == (results / f"{name}.md").read_text()
