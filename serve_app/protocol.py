@@ -12,8 +12,9 @@ from typing import Any, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from serve_app.errors import InvalidRequest
+from serve_app.pipeline.formatting import JSON, TEXT, on_wire, render_text
 from serve_app.pipeline.languages import LANGUAGES
-from serve_app.pipeline.types import DecodeOptions, Task
+from serve_app.pipeline.types import DecodeOptions, Rendered, Task, Transcript
 
 ResponseFormat = Literal["json", "verbose_json", "text", "srt", "vtt", "diarized_json"]
 Granularity = Literal["segment", "word"]
@@ -174,3 +175,144 @@ class ModelCard(BaseModel):
 class ModelList(BaseModel):
     object: Literal["list"] = "list"
     data: list[ModelCard]
+
+
+# --- transcription responses (json, verbose_json, diarized_json; text/srt/vtt are pipeline/formatting.py) ---
+# Field order is the order on the wire. Optional fields are left out when empty, as the hosted APIs do.
+
+
+class TranscriptionJson(BaseModel):
+    text: str
+
+
+class TranscriptionWord(BaseModel):
+    id: int
+    word: str
+    start: float
+    end: float
+    speaker_id: Optional[str] = None  # with diarization
+
+
+class TranscriptionSegment(BaseModel):
+    id: int
+    seek: int
+    start: float
+    end: float
+    text: str
+    tokens: list[int]
+    temperature: float
+    avg_logprob: float
+    compression_ratio: float
+    no_speech_prob: float
+    speaker_id: Optional[str] = None  # with diarization
+
+
+class SpeakerSegment(BaseModel):
+    """Together's `speaker_segments`: consecutive words of one speaker."""
+
+    id: int
+    speaker_id: str
+    start: float
+    end: float
+    text: str
+    words: list[TranscriptionWord]  # the same objects as the response's `words` (same `id`)
+
+
+class TranscriptionVerbose(BaseModel):
+    task: Task
+    language: str  # the language's name, as OpenAI reports it ("english")
+    duration: float
+    text: str
+    segments: list[TranscriptionSegment]
+    words: Optional[list[TranscriptionWord]] = None  # with timestamp_granularities[]=word
+    speaker_segments: Optional[list[SpeakerSegment]] = None  # with diarize=true
+
+
+class DiarizedSegment(BaseModel):
+    type: Literal["transcript.text.segment"] = "transcript.text.segment"
+    id: str
+    start: float
+    end: float
+    text: str
+    speaker: str
+
+
+class TranscriptionDiarized(BaseModel):
+    """OpenAI's diarized_json: one segment per speaker turn."""
+
+    task: Task
+    duration: float
+    text: str
+    segments: list[DiarizedSegment]
+
+
+class ErrorBody(BaseModel):
+    message: str
+    type: str
+    param: Optional[str] = None
+    code: Optional[str] = None
+
+
+class ErrorResponse(BaseModel):
+    """The one error envelope (OpenAI's), on every route."""
+
+    error: ErrorBody
+
+
+def verbose_json(t: Transcript, *, words: bool) -> TranscriptionVerbose:
+    word_objects = [
+        TranscriptionWord(id=i, word=w.word.strip(), start=on_wire(w.start), end=on_wire(w.end),
+                          speaker_id=w.speaker_id or None)
+        for i, w in enumerate(t.words)
+    ]
+    ids = iter(word_objects)
+    return TranscriptionVerbose(
+        task=t.task,
+        language=LANGUAGES.get(t.language, t.language),
+        duration=on_wire(t.duration),
+        text=t.text,
+        segments=[
+            TranscriptionSegment(
+                id=i, seek=s.seek, start=on_wire(s.start), end=on_wire(s.end), text=s.text, tokens=s.tokens,
+                temperature=s.temperature, avg_logprob=s.avg_logprob, compression_ratio=s.compression_ratio,
+                no_speech_prob=s.no_speech_prob, speaker_id=s.speaker_id or None,
+            )
+            for i, s in enumerate(t.segments)
+        ],
+        words=word_objects if words else None,
+        speaker_segments=None if t.speaker_segments is None else [
+            SpeakerSegment(id=i, speaker_id=turn.speaker_id, start=on_wire(turn.start), end=on_wire(turn.end),
+                           text=turn.text, words=[next(ids) for _ in turn.words])
+            for i, turn in enumerate(t.speaker_segments)
+        ],
+    )
+
+
+def diarized_json(t: Transcript) -> TranscriptionDiarized:
+    return TranscriptionDiarized(
+        task=t.task,
+        duration=on_wire(t.duration),
+        text=t.text,
+        segments=[
+            DiarizedSegment(id=f"seg_{i}", start=on_wire(turn.start), end=on_wire(turn.end), text=turn.text,
+                            speaker=turn.speaker_id)
+            for i, turn in enumerate(t.speaker_segments or [])
+        ],
+    )
+
+
+def render(t: Transcript, response_format: str, *, words: bool) -> Rendered:
+    """The response body for `response_format`: the JSON formats through the models above, the text ones
+    through pipeline/formatting.py."""
+    if response_format in ("text", "srt", "vtt"):
+        return Rendered(body=render_text(t, response_format), media_type=TEXT)
+    if response_format == "verbose_json":
+        model: BaseModel = verbose_json(t, words=words)
+    elif response_format == "diarized_json":
+        model = diarized_json(t)
+    elif response_format == "json":
+        model = TranscriptionJson(text=t.text)
+    else:
+        raise ValueError(f"unknown response_format {response_format!r}")  # the request model forbids it
+    # json.dumps, not model_dump_json: the same float spelling as before the models existed.
+    return Rendered(body=json.dumps(model.model_dump(exclude_none=True), ensure_ascii=False), media_type=JSON)

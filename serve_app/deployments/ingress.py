@@ -4,7 +4,7 @@
 import asyncio
 import logging
 import uuid
-from typing import Optional
+from typing import Optional, Union
 
 import numpy as np
 from fastapi import FastAPI, Request
@@ -37,7 +37,15 @@ from serve_app.pipeline.budget import Budget, Reservation
 from serve_app.pipeline.fetch import check_url
 from serve_app.pipeline.types import AudioSource, Task
 from serve_app.pipeline.upload import UploadLimits, bounded_receive
-from serve_app.protocol import ModelCard, ModelList, TranscriptionRequest
+from serve_app.protocol import (
+    ErrorResponse,
+    ModelCard,
+    ModelList,
+    TranscriptionDiarized,
+    TranscriptionJson,
+    TranscriptionRequest,
+    TranscriptionVerbose,
+)
 
 logger = logging.getLogger("ray.serve")
 
@@ -59,6 +67,21 @@ _FORM_SCHEMA = {
             }
         },
     }
+}
+
+# Every route answers errors in the one envelope; the transcription routes answer one of the JSON models or
+# text (text, srt, vtt), by response_format. Declared so that the OpenAPI schema is the contract.
+_ERRORS = {status: {"model": ErrorResponse, "description": what} for status, what in {
+    400: "a bad parameter, file or URL", 401: "a missing or wrong API key", 408: "the upload came too slowly",
+    413: "over a size or duration limit", 415: "not an accepted audio container", 500: "a server bug",
+    503: "overloaded or a failed worker (Retry-After)", 504: "past the request time limit"}.items()}
+_TRANSCRIPTION_RESPONSES = {
+    200: {
+        "model": Union[TranscriptionJson, TranscriptionVerbose, TranscriptionDiarized],
+        "description": "json, verbose_json or diarized_json; text, srt and vtt as text/plain",
+        "content": {"text/plain": {"schema": {"type": "string"}}},
+    },
+    **_ERRORS,
 }
 
 app = FastAPI(title="serve-app speech-to-text", version="0.1.0", description="Together/OpenAI audio API")
@@ -186,16 +209,16 @@ class Ingress:
 
     # -- routes --
 
-    @app.post("/v1/audio/transcriptions", openapi_extra=_FORM_SCHEMA)
+    @app.post("/v1/audio/transcriptions", openapi_extra=_FORM_SCHEMA, responses=_TRANSCRIPTION_RESPONSES)
     @app.post("/audio/transcriptions", openapi_extra=_FORM_SCHEMA, include_in_schema=False)
     async def transcriptions(self, request: Request) -> Response:
         return await self._handle(request, "transcribe")
 
-    @app.post("/v1/audio/translations", openapi_extra=_FORM_SCHEMA)
+    @app.post("/v1/audio/translations", openapi_extra=_FORM_SCHEMA, responses=_TRANSCRIPTION_RESPONSES)
     async def translations(self, request: Request) -> Response:
         return await self._handle(request, "translate")
 
-    @app.get("/v1/models")
+    @app.get("/v1/models", responses={k: v for k, v in _ERRORS.items() if k in (401, 500, 503)})
     async def models(self, request: Request) -> ModelList:
         self._authorize(request)
         return ModelList(

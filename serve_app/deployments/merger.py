@@ -6,7 +6,7 @@ from typing import Optional
 
 from ray import serve
 
-from serve_app.pipeline.formatting import render
+from serve_app.protocol import render
 from serve_app.pipeline.merge import assign_speakers
 from serve_app.pipeline.types import Diarization, Rendered, Transcript
 

@@ -5,9 +5,9 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from serve_app.pipeline.formatting import render
 from serve_app.pipeline.merge import assign_speakers, group_turns, relabel_in_order, speaker_at
 from serve_app.pipeline.types import Segment, Transcript, Turn, Word
+from serve_app.protocol import render
 
 
 def seg(words, text=None):

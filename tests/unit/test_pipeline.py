@@ -8,7 +8,7 @@ import pytest
 
 from serve_app.errors import APIError, InvalidRequest, PayloadTooLarge, UnsupportedMedia, envelope, find_api_error
 from serve_app.pipeline.audio import _Pcm, decode_audio
-from serve_app.pipeline.formatting import render
+from serve_app.protocol import render
 from serve_app.pipeline.scheduling import DueQueue, due_at
 from serve_app.pipeline.types import Segment, Transcript, Word
 from serve_app.pipeline.windows import plan_windows
