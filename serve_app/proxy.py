@@ -25,6 +25,7 @@ from starlette.middleware import Middleware
 from serve_app.config import PROXY_IN_FLIGHT_ENV, PROXY_MAX_BODY_ENV, LimitsConfig, proxy_limits_from_env
 from serve_app.errors import APIError, PayloadTooLarge, envelope
 from serve_app.pipeline.budget import Budget, Reservation
+from serve_app.pipeline.upload import hold_body
 
 # Ray's names (ray.serve._private.constants), lower-case as ASGI delivers them.
 RAY_CONTROL_HEADERS = frozenset({b"x-request-timeout-seconds", b"x-request-disconnect-disabled"})
@@ -61,6 +62,11 @@ class BodyLimits:
         held = Reservation(self.budget)
         state = {"started": False, "refused": False, "total": 0}
 
+        def too_large() -> PayloadTooLarge:
+            return PayloadTooLarge(
+                f"The request body is larger than this server's limit of {self.max_body_bytes} bytes.", param="file"
+            )
+
         async def refuse(error: APIError) -> None:
             state["refused"] = True
             if state["started"]:  # the Ingress answered first (a 401, say): its answer stands
@@ -85,13 +91,7 @@ class BodyLimits:
             if message["type"] == "http.request":
                 state["total"] += len(message.get("body", b""))
                 try:
-                    if state["total"] > self.max_body_bytes:
-                        raise PayloadTooLarge(
-                            f"The request body is larger than this server's limit of {self.max_body_bytes} bytes.",
-                            param="file",
-                        )
-                    if state["total"] > held.held:
-                        held.take(state["total"] - held.held)
+                    hold_body(state["total"], self.max_body_bytes, held, too_large)
                 except APIError as error:
                     await refuse(error)
                     return {"type": "http.disconnect"}
@@ -101,12 +101,7 @@ class BodyLimits:
             declared = dict(scope["headers"]).get(b"content-length", b"")
             if declared.isdigit():
                 try:
-                    if int(declared) > self.max_body_bytes:
-                        raise PayloadTooLarge(
-                            f"The request body is larger than this server's limit of {self.max_body_bytes} bytes.",
-                            param="file",
-                        )
-                    held.take(int(declared))
+                    hold_body(int(declared), self.max_body_bytes, held, too_large)
                 except APIError as error:
                     await refuse(error)
                     return

@@ -25,7 +25,6 @@ from serve_app.errors import (
     MethodNotAllowed,
     NotFound,
     Overloaded,
-    PayloadTooLarge,
     Unauthorized,
     WorkerFailed,
     envelope,
@@ -36,7 +35,7 @@ from serve_app.errors import (
 from serve_app.pipeline.budget import Budget, Reservation
 from serve_app.pipeline.fetch import check_url
 from serve_app.pipeline.types import AudioSource, Task
-from serve_app.pipeline.upload import UploadLimits, bounded_receive
+from serve_app.pipeline.upload import UploadLimits, bounded_receive, hold_body, upload_too_large
 from serve_app.protocol import (
     ErrorResponse,
     ModelCard,
@@ -113,10 +112,6 @@ async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
 
 
 # NOTE: helpers sit above the class: @serve.ingress captures the module globals it sees.
-def _upload_too_large(limit: int) -> PayloadTooLarge:
-    return PayloadTooLarge(f"The upload is larger than this server's limit of {limit} bytes.", param="file")
-
-
 def _cancel(responses) -> None:
     for response in responses:
         try:
@@ -168,7 +163,7 @@ async def _source(value: Optional[object], limit: int) -> AudioSource:
     if isinstance(value, UploadFile):
         data = await value.read(limit + 1)
         if len(data) > limit:
-            raise _upload_too_large(limit)
+            raise upload_too_large(limit)
         return AudioSource(data=np.frombuffer(data, dtype=np.uint8), filename=value.filename)
     text = str(value).strip()
     if text.lower().startswith(("http://", "https://")):
@@ -303,10 +298,8 @@ class Ingress:
     ) -> tuple[TranscriptionRequest, AudioSource]:
         limits = self._upload_limits
         length = request.headers.get("content-length")
-        if length and length.isdigit():
-            if int(length) > limits.max_body_bytes:
-                raise _upload_too_large(limits.max_upload_bytes)
-            upload.take(int(length))  # a declared body is refused before any of it is read
+        if length and length.isdigit():  # a declared body is refused before any of it is read
+            hold_body(int(length), limits.max_body_bytes, upload, lambda: upload_too_large(limits.max_upload_bytes))
         content_type = request.headers.get("content-type", "").lower()
         # urlencoded too: a request whose `file` is a URL needs no multipart body.
         if not content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):

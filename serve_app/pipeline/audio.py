@@ -15,7 +15,7 @@ import av
 import numpy as np
 
 from serve_app.errors import InvalidRequest, PayloadTooLarge, UnsupportedMedia
-from serve_app.pipeline.budget import Budget
+from serve_app.pipeline.budget import Budget, Reservation
 from serve_app.pipeline.cancel import check
 from serve_app.pipeline.containers import ACCEPTED, DEMUXERS, sniff_container
 from serve_app.pipeline.types import SAMPLE_RATE, Audio
@@ -149,28 +149,25 @@ class _Pcm:
     def __init__(self, expected_s: float, budget: Budget | None = None) -> None:
         # The container's stated length (+1 s) saves regrowing; it may be wrong, so the array still grows.
         size = int(max(expected_s, 0) * SAMPLE_RATE) + SAMPLE_RATE
-        self._budget = budget
-        self._reserved = 0
-        self._reserve(size)
+        # The array's capacity is held in the budget before the memory is taken.
+        self._held = Reservation(budget) if budget is not None else None
+        self._hold(size)
         self._buf = np.empty(size, dtype=np.float32)
         self.total = 0
 
-    def _reserve(self, size: int) -> None:
-        """Hold `size` samples of capacity in the budget (reserved before the memory is taken)."""
-        if self._budget is not None and size > self._reserved:
-            self._budget.reserve(size - self._reserved)
-            self._reserved = size
+    def _hold(self, size: int) -> None:
+        if self._held is not None:
+            self._held.hold(size)
 
     def release(self) -> None:
-        if self._budget is not None:
-            self._budget.release(self._reserved)
-        self._reserved = 0
+        if self._held is not None:
+            self._held.release()
 
     def append(self, frame: np.ndarray) -> None:  # (n,) int16
         end = self.total + frame.shape[0]
         if end > self._buf.shape[0]:
             size = max(end, int(self._buf.shape[0] * 1.5))
-            self._reserve(size)
+            self._hold(size)
             # realloc: for arrays this large the allocator remaps pages instead of copying them.
             self._buf.resize(size, refcheck=False)
         # int16 -> float32 / 32768: exact (a power of two), in place.

@@ -17,7 +17,7 @@ class Budget:
         self._what = what  # finishes "...the most {what} this server holds at once"
         self._retry_after_s = retry_after_s
         self._held = 0
-        self._lock = threading.Lock()  # decodes run in threads (asyncio.to_thread)
+        self._lock = threading.Lock()  # decodes reserve from their worker threads
 
     @property
     def held(self) -> int:
@@ -48,6 +48,11 @@ class Reservation:
     def take(self, n: int) -> None:
         self._budget.reserve(n)
         self.held += n
+
+    def hold(self, total: int) -> None:
+        """Hold `total` in all: take what is missing (a request's bytes so far, an array's capacity)."""
+        if total > self.held:
+            self.take(total - self.held)
 
     def release(self) -> None:
         if self.held:

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Awaitable, Callable
 
-from serve_app.errors import PayloadTooLarge, RequestTimeout
+from serve_app.errors import APIError, PayloadTooLarge, RequestTimeout
 from serve_app.pipeline.budget import Reservation
 
 Receive = Callable[[], Awaitable[dict]]
@@ -47,19 +47,25 @@ def bounded_receive(receive: Receive, limits: UploadLimits, reservation: Reserva
         if message["type"] == "http.request":
             chunk = len(message.get("body", b""))
             total += chunk
-            if total > limits.max_body_bytes:
-                raise PayloadTooLarge(
-                    f"The upload is larger than this server's limit of {limits.max_upload_bytes} bytes.",
-                    param="file",
-                )
-            if total > reservation.held:  # (a declared Content-Length may have been reserved up front)
-                reservation.take(total - reservation.held)
+            hold_body(total, limits.max_body_bytes, reservation, lambda: upload_too_large(limits.max_upload_bytes))
             elapsed = time.monotonic() - started
             if message.get("more_body") and elapsed > limits.grace_s and total < limits.min_bytes_per_s * elapsed:
                 raise _too_slow(limits)
         return message
 
     return bounded
+
+
+def hold_body(total: int, max_body_bytes: int, reservation: Reservation, too_large: Callable[[], APIError]) -> None:
+    """A body of `total` bytes so far (or declared): `too_large()` past the cap, else held in `reservation`
+    (Overloaded when the replica's ceiling is spent; what a declared length reserved is not taken twice)."""
+    if total > max_body_bytes:
+        raise too_large()
+    reservation.hold(total)
+
+
+def upload_too_large(max_upload_bytes: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"The upload is larger than this server's limit of {max_upload_bytes} bytes.", param="file")
 
 
 def _too_slow(limits: UploadLimits) -> RequestTimeout:
