@@ -21,7 +21,7 @@ import numpy as np
 import soundfile as sf
 
 from benchmarks.peers import PEERS, start_peer
-from harness.procs import replica_memory, serve_replica
+from harness.procs import processes, replica_memory, serve_replica
 from harness.runner import wav_bytes as wav
 from serve_app.config import ModelConfig
 from serve_app.eval.samples import sample_dir
@@ -126,17 +126,14 @@ def cpu_seconds() -> dict[str, float]:
     by what each is: a Serve replica by its deployment, Ray's own processes by role, this benchmark (the
     load's client threads; the floor probes run outside `load`), anything else by its program's name."""
     out: dict[str, float] = {}
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
+    for pid, argv in processes():
         try:
-            argv = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
-            stat = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
         title = " ".join(argv)
         replica = serve_replica(title)
-        if int(proc.name) == os.getpid():
+        if pid == os.getpid():
             name = "benchmark (HTTP clients)"
         elif replica is not None:
             name = replica.split(":")[-1]  # "speech:Ingress" -> "Ingress"

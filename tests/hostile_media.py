@@ -5,8 +5,19 @@ from __future__ import annotations
 
 import struct
 import zlib
+from pathlib import Path
 
 UDP_PORT = 47_004  # the port the SDP files name; nothing may bind it
+
+
+def udp_sockets() -> dict[int, int]:
+    """{socket inode: local port} of every UDP socket on this host (IPv4 and IPv6), from /proc."""
+    out = {}
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            out[int(fields[9])] = int(fields[1].rsplit(":", 1)[1], 16)
+    return out
 
 
 def _png() -> bytes:

@@ -13,23 +13,13 @@ import numpy as np
 import pytest
 
 from harness.procs import replica_pids
-from tests.hostile_media import UDP_PORT, hostile_files
+from tests.hostile_media import UDP_PORT, hostile_files, udp_sockets
 from tests.api.settings import ALLOWED_HOST
 from tests.support import LocalHTTPServer, assert_envelope, wav_bytes
 
 pytestmark = pytest.mark.slow
 
 FAMILIES = list(hostile_files("x.wav"))
-
-
-def _udp_sockets() -> dict[int, int]:
-    """{socket inode: local port} of every UDP socket on this host (IPv4 and IPv6)."""
-    out = {}
-    for table in ("/proc/net/udp", "/proc/net/udp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            out[int(fields[9])] = int(fields[1].rsplit(":", 1)[1], 16)
-    return out
 
 
 def _socket_inodes(pid: int) -> set[int]:
@@ -70,7 +60,7 @@ def test_hostile_upload_is_refused_quickly_and_touches_nothing(server, decoders,
     assert_envelope(r, 415, "file")
     assert r.json()["error"]["code"] == "unsupported_container"
     assert elapsed < 2, f"{family}: answered after {elapsed:.1f} s"
-    udp = _udp_sockets()
+    udp = udp_sockets()
     assert UDP_PORT not in udp.values(), f"{family}: something bound UDP port {UDP_PORT}"
     for pid in decoders:
         assert not _socket_inodes(pid) & set(udp), f"{family}: the decoder (pid {pid}) holds a UDP socket"
@@ -94,4 +84,4 @@ def test_hostile_download_is_refused_like_an_upload(server, decoders, family):
         r = server.post(files={"file": (None, f"http://{ALLOWED_HOST}:{host.port}/a.wav")}, timeout=60)
         assert host.seen, "the allowed host was never asked"
     assert_envelope(r, 415, "file")
-    assert UDP_PORT not in _udp_sockets().values()
+    assert UDP_PORT not in udp_sockets().values()

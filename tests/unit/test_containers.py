@@ -14,7 +14,7 @@ from serve_app.errors import InvalidRequest, PayloadTooLarge, UnsupportedMedia
 from serve_app.pipeline import audio as audio_module
 from serve_app.pipeline.audio import decode_audio, open_container
 from serve_app.pipeline.containers import DEMUXERS, sniff_container
-from tests.hostile_media import UDP_PORT, hostile_files
+from tests.hostile_media import UDP_PORT, hostile_files, udp_sockets
 from tests.support import CONTAINERS, encode, wav_bytes
 
 TONE = (0.3 * np.sin(np.arange(16000 * 2) / 16000 * 2 * np.pi * 440)).astype(np.float32)
@@ -75,14 +75,6 @@ def test_hostile_files_are_refused_before_ffmpeg_opens_them(family, target, monk
     assert "wav, mp3" in info.value.message
 
 
-def _udp_ports() -> set[int]:
-    ports = set()
-    for table in ("/proc/net/udp", "/proc/net/udp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            ports.add(int(line.split()[1].rsplit(":", 1)[1], 16))
-    return ports
-
-
 @pytest.mark.parametrize("family,demuxer", [("ffconcat", "concat"), ("hls playlist", "hls"),
                                             ("sdp, unicast", "sdp"), ("sdp, multicast", "sdp"),
                                             ("dash manifest", "dash")])
@@ -97,7 +89,7 @@ def test_even_a_forced_nesting_demuxer_opens_nothing(family, demuxer, target):
             for _ in container.demux():
                 pass
     assert time.monotonic() - start < 5  # the SDP demuxer waits 20 s on a socket it was allowed to open
-    assert UDP_PORT not in _udp_ports()
+    assert UDP_PORT not in udp_sockets().values()
 
 
 def test_only_the_recognised_containers_demuxer_runs(monkeypatch):
