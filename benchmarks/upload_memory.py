@@ -94,7 +94,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "upload_memory.json")
     args = parser.parse_args()
 
-    limits = LimitsConfig(**yaml.safe_load(args.config.read_text())["applications"][0]["args"].get("limits", {}))
+    limits = LimitsConfig.of_serve_config(yaml.safe_load(args.config.read_text()))
     size = limits.max_upload_bytes
     out = {"config": str(args.config.relative_to(ROOT_DIR)), "clients": args.clients, "upload_bytes": size,
            "max_uploads_in_flight_bytes": limits.max_uploads_in_flight_bytes, "modes": {}}

@@ -111,7 +111,7 @@ def running_app(
     for name in (proxy.ENV_VAR, proxy.ENV_MAX_BODY, proxy.ENV_IN_FLIGHT):
         env.pop(name, None)
     if proxy_middleware:
-        env.update(proxy.environment(LimitsConfig(**config["applications"][0]["args"].get("limits", {}))))
+        env.update(proxy.environment(LimitsConfig.of_serve_config(config)))
     with open(log, "wb") as log_file:
         proc = subprocess.Popen(
             ["serve", "run", str(config_path)],

@@ -140,7 +140,7 @@ def _pod(resources: dict, ephemeral: str, proxy_env: dict[str, str], *, ports: b
 def rayservice(serve_config: str, *, gpu: bool) -> dict:
     worker = {"cpu": "8", "memory": "32Gi", "nvidia.com/gpu": "1"} if gpu else {"cpu": "2", "memory": "8Gi"}
     autoscaler = {"cpu": "500m", "memory": "512Mi", "ephemeral-storage": AUTOSCALER_EPHEMERAL}
-    limits = LimitsConfig(**yaml.safe_load(serve_config)["applications"][0]["args"].get("limits", {}))
+    limits = LimitsConfig.of_serve_config(yaml.safe_load(serve_config))
     proxy_env = proxy.environment(limits)
     return {
         "apiVersion": "ray.io/v1",

@@ -90,6 +90,11 @@ class LimitsConfig(_Strict):
     # seconds of 16 kHz float32 (230 MB per hour): past it, 503 `overloaded` with Retry-After.
     max_decoding_audio_s: float = Field(8 * 3600, gt=0)
 
+    @classmethod
+    def of_serve_config(cls, serve_config: dict) -> "LimitsConfig":
+        """The limits of a Serve config file's (parsed YAML) first application, defaults where it names none."""
+        return cls(**serve_config["applications"][0]["args"].get("limits", {}))
+
     @property
     def max_body_bytes(self) -> int:
         """A request body: the upload and room for the form's other fields and multipart boundaries."""
