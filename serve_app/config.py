@@ -64,7 +64,7 @@ class BatchConfig(_Strict):
 
     max_batch_size: int = Field(8, ge=1, le=256)
     batch_wait_timeout_s: float = Field(0.05, ge=0, le=10)
-    # Which waiting windows make the next batch (pipeline/scheduling.py): the window that ends p seconds
+    # Which waiting windows make the next batch (pipeline/admission.py): the window that ends p seconds
     # into a request's audio is due p * pace seconds after the request arrived. 1: short requests go
     # ahead of the rest of a long file, which later requests cannot slow below real time. 0: first come,
     # first served.

@@ -24,6 +24,7 @@ from serve_app.backends.campplus import CamPlusPlusEmbedding, bundled_segmentati
 from serve_app.backends.compat_pyannote import embedding_model, plda_optional
 from serve_app.config import DiarizationConfig
 from serve_app.pipeline.cancel import check
+from serve_app.pipeline.merge import speaker_names
 from serve_app.pipeline.types import SAMPLE_RATE, Diarization, Turn
 
 BUNDLED_PARAMETERS_FILE = Path(__file__).with_name("bundled_diarization.json")
@@ -127,12 +128,9 @@ class PyannoteDiarizer:
                 max_speakers=max_speakers,
                 hook=lambda *args, **kwargs: check(stop),
             )
-        # Labels in order of first speech, so that they do not depend on clustering order.
-        first_speech: dict[str, float] = {}
-        for seg, _, label in output.speaker_diarization.itertracks(yield_label=True):
-            first_speech[label] = min(first_speech.get(label, float("inf")), seg.start)
-        order = sorted(first_speech, key=lambda label: (first_speech[label], str(label)))
-        names = {label: f"SPEAKER_{i:02d}" for i, label in enumerate(order)}
+        # Named in order of first speech (the service names them again by first word, in the merge).
+        tracks = sorted(output.speaker_diarization.itertracks(yield_label=True), key=lambda t: (t[0].start, str(t[2])))
+        names = speaker_names(label for _, _, label in tracks)
         return Diarization(
             turns=_turns(output.speaker_diarization, names),
             exclusive_turns=_turns(output.exclusive_speaker_diarization, names),

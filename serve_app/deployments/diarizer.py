@@ -12,7 +12,7 @@ from ray.serve.metrics import Counter, Histogram
 from serve_app.backends.diarization import PyannoteDiarizer, load_pipeline
 from serve_app.config import DiarizationConfig
 from serve_app.pipeline.cancel import WorkGauge, run_stoppable
-from serve_app.pipeline.types import Audio, Diarization
+from serve_app.pipeline.types import Audio, Turn
 
 logger = logging.getLogger("ray.serve")
 
@@ -34,11 +34,13 @@ class Diarizer:
 
     async def diarize(
         self, audio: Audio, min_speakers: Optional[int] = None, max_speakers: Optional[int] = None
-    ) -> Diarization:
+    ) -> list[Turn]:
+        """The exclusive turns (one speaker at a time), which is all the merge reads: the overlapping turns
+        stay here rather than cross Ray with every request."""
         # Seconds of model work: off the event loop, at most `concurrent_runs` at once, cancelled ones
         # included until they stop (run_stoppable).
         started = time.perf_counter()
         result = await run_stoppable(self.backend, audio.samples, min_speakers, max_speakers, gauge=self._gauge)
         self._seconds.observe(time.perf_counter() - started)
         self._audio_seconds.inc(audio.duration)
-        return result
+        return result.exclusive_turns

@@ -259,12 +259,12 @@ class Ingress:
         # this replica's copy now rather than hold it until the answer (benchmarks/memory_timeline.py).
         del source
         transcript = self.asr[model.name].transcribe.remote(audio, req.decode_options())
-        diarization = (
+        turns = (
             self.diarizer.diarize.remote(audio, req.min_speakers, req.max_speakers) if req.wants_diarization else None
         )
-        rendered_ref = self.merger.render.remote(transcript, diarization, req.response_format, req.word_granularity)
+        rendered_ref = self.merger.render.remote(transcript, turns, req.response_format, req.word_granularity)
         # On a timeout or a client that went away, cancel every step, so no replica keeps working for nobody.
-        steps = [r for r in (rendered_ref, transcript, diarization, audio) if r is not None]
+        steps = [r for r in (rendered_ref, transcript, turns, audio) if r is not None]
         try:
             rendered = await _answer_unless_client_gone(rendered_ref, request, self.config.request_timeout_s)
         except _ClientGone:

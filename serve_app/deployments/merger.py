@@ -8,16 +8,17 @@ from ray import serve
 
 from serve_app.protocol import render
 from serve_app.pipeline.merge import assign_speakers
-from serve_app.pipeline.types import Diarization, Rendered, Transcript
+from serve_app.pipeline.types import Rendered, Transcript, Turn
 
 
 @serve.deployment
 class Merger:
     async def render(
-        self, transcript: Transcript, diarization: Optional[Diarization], response_format: str, words: bool
+        self, transcript: Transcript, turns: Optional[list[Turn]], response_format: str, words: bool
     ) -> Rendered:
-        if diarization is not None:
-            transcript = assign_speakers(transcript, diarization.exclusive_turns)
+        """`turns`: the Diarizer's exclusive speaker turns when the request asked for speakers."""
+        if turns is not None:
+            transcript = assign_speakers(transcript, turns)
         rendered = render(transcript, response_format, words=words)
         # Exposed so that clients and tests can see cross-request batching at work.
         rendered.headers["X-ASR-Batch-Sizes"] = ",".join(str(b) for b in transcript.batch_sizes)

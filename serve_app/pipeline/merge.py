@@ -1,5 +1,8 @@
 """Words + speaker turns -> speaker-attributed words, segments and speaker turns. Pure functions.
 
+Speakers are named here and only here (`speaker_names`): SPEAKER_00, SPEAKER_01, ... in order of first
+appearance, so a name never depends on the clustering's label order.
+
 Words are matched against pyannote's *exclusive* diarization (one speaker at a time), so a word in
 overlapped speech still goes to one speaker: the one it overlaps most, or the nearest turn when it overlaps
 none (Whisper's word times and pyannote's turns do not line up exactly, and VAD pads speech).
@@ -10,7 +13,7 @@ from __future__ import annotations
 import bisect
 from collections import Counter
 from dataclasses import replace
-from typing import Optional, Sequence
+from typing import Iterable, Optional, Sequence
 
 from serve_app.pipeline.types import Segment, SpeakerSegment, Transcript, Turn, Word
 
@@ -38,8 +41,8 @@ def speaker_at(start: float, end: float, turns: Sequence[Turn], starts: Optional
     return min(candidates, key=lambda t: max(t.start - end, start - t.end, 0.0)).speaker
 
 
-def relabel_in_order(labels: Sequence[str]) -> dict[str, str]:
-    """SPEAKER_00, SPEAKER_01, ... in order of first appearance."""
+def speaker_names(labels: Iterable[str]) -> dict[str, str]:
+    """Label -> SPEAKER_00, SPEAKER_01, ... in order of first appearance in `labels`."""
     names: dict[str, str] = {}
     for label in labels:
         if label not in names:
@@ -87,19 +90,24 @@ def assign_speakers(transcript: Transcript, turns: Sequence[Turn]) -> Transcript
     turns = sorted(turns, key=lambda t: t.start)
     starts = [t.start for t in turns]
 
+    # The diarization's label for each word, and for each segment that has no word timings (its own times).
     raw_words = [
         [speaker_at(w.start, w.end, turns, starts) or FALLBACK_SPEAKER for w in seg.words]
         for seg in transcript.segments
     ]
-    names = relabel_in_order([s for seg in raw_words for s in seg])
+    raw_segments = [
+        None if seg.words else (speaker_at(seg.start, seg.end, turns, starts) or FALLBACK_SPEAKER)
+        for seg in transcript.segments
+    ]
+    # Named by first appearance in the transcript: the first voice heard in the response is SPEAKER_00.
+    names = speaker_names(
+        label for seg_words, seg_label in zip(raw_words, raw_segments) for label in (seg_words or [seg_label])
+    )
 
     segments: list[Segment] = []
-    for seg, seg_speakers in zip(transcript.segments, raw_words):
+    for seg, seg_speakers, seg_label in zip(transcript.segments, raw_words, raw_segments):
         words = [replace(w, speaker_id=names[s]) for w, s in zip(seg.words, seg_speakers)]
-        speaker = _majority([w.speaker_id for w in words])
-        if speaker is None:  # a segment without word timings: go by its own times
-            raw = speaker_at(seg.start, seg.end, turns, starts) or FALLBACK_SPEAKER
-            speaker = names.setdefault(raw, f"SPEAKER_{len(names):02d}")
+        speaker = _majority([w.speaker_id for w in words]) if words else names[seg_label]
         segments.append(replace(seg, words=words, speaker_id=speaker))
 
     merged = replace(transcript, segments=segments)

@@ -5,7 +5,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from serve_app.pipeline.merge import assign_speakers, group_turns, relabel_in_order, speaker_at
+from serve_app.pipeline.merge import assign_speakers, group_turns, speaker_names, speaker_at
 from serve_app.pipeline.types import Segment, Transcript, Turn, Word
 from serve_app.protocol import render
 
@@ -45,6 +45,16 @@ def test_labels_follow_first_speech_and_segments_take_the_majority():
     assert [s.speaker_id for s in out.segments] == ["SPEAKER_00", "SPEAKER_00"]
     assert [(t.speaker_id, t.text) for t in out.speaker_segments] == [
         ("SPEAKER_00", "Hi there."), ("SPEAKER_01", "Yes"), ("SPEAKER_00", "sure.")]
+
+
+def test_a_segment_without_word_timings_is_named_where_it_appears():
+    """One naming for words and segments: a segment with no words (its own times decide its speaker) that
+    comes first in the transcript is SPEAKER_00, before the speaker of the later words."""
+    untimed = Segment(seek=0, start=0.2, end=1.8, text=" Mm.", tokens=[1], temperature=0.0, avg_logprob=-0.1,
+                      compression_ratio=1.0, no_speech_prob=0.0, words=[])
+    out = assign_speakers(transcript(untimed, seg([Word(" Yes", 2.5, 3.0, 1.0)])), TURNS)
+    assert [s.speaker_id for s in out.segments] == ["SPEAKER_00", "SPEAKER_01"]  # B, then A
+    assert [w.speaker_id for w in out.words] == ["SPEAKER_01"]
 
 
 def test_no_turns_at_all_still_gives_every_word_a_speaker():
@@ -131,7 +141,7 @@ def test_labels_are_numbered_in_order_of_first_appearance(case):
     out = assign_speakers(tr, turns)
     seen = list(dict.fromkeys(w.speaker_id for w in out.words))
     assert seen == [f"SPEAKER_{i:02d}" for i in range(len(seen))]
-    assert relabel_in_order(["b", "a", "b", "c"]) == {"b": "SPEAKER_00", "a": "SPEAKER_01", "c": "SPEAKER_02"}
+    assert speaker_names(["b", "a", "b", "c"]) == {"b": "SPEAKER_00", "a": "SPEAKER_01", "c": "SPEAKER_02"}
 
 
 def test_turns_widen_to_the_diarization_but_not_into_neighbours():

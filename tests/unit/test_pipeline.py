@@ -9,7 +9,6 @@ import pytest
 from serve_app.errors import APIError, InvalidRequest, PayloadTooLarge, UnsupportedMedia, envelope, find_api_error
 from serve_app.pipeline.audio import _Pcm, decode_audio
 from serve_app.protocol import render
-from serve_app.pipeline.scheduling import DueQueue, due_at
 from serve_app.pipeline.types import Segment, Transcript, Word
 from serve_app.pipeline.windows import plan_windows
 from tests.support import encode, sample_samples, wav_bytes
@@ -33,34 +32,6 @@ def test_plan_windows_groups_spans_up_to_the_limit():
     assert plan_windows([(0, 250)], 100) == [(0, 100), (100, 200), (200, 250)]
     for start, end in plan_windows([(i * 37, i * 37 + 20) for i in range(50)], 100):
         assert end - start <= 100
-
-
-def _drain(queue: DueQueue) -> list:
-    return [queue.pop() for _ in range(len(queue))]
-
-
-def test_windows_due_first_leave_first():
-    """A 5 s clip sent 2 s after a 5-minute file goes before the file's later windows, not its first ones;
-    pace 0 is first come, first served, each request's windows in order."""
-    def queue(pace: float) -> DueQueue:
-        q: DueQueue = DueQueue()
-        for i in range(10):  # the long file: windows ending at 30, 60, ... 300 s, arrived at t=0
-            q.push(due_at(0.0, 30.0 * (i + 1), pace), f"long{i}")
-        q.push(due_at(2.0, 5.0, pace), "short")
-        return q
-
-    assert _drain(queue(1.0)) == ["short"] + [f"long{i}" for i in range(10)]
-    assert _drain(queue(0.05)) == ["long0", "short"] + [f"long{i}" for i in range(1, 10)]  # due 1.5, 2.25, 3
-    assert _drain(queue(0.0)) == [f"long{i}" for i in range(10)] + ["short"]
-
-
-def test_equal_due_times_keep_arrival_order():
-    q: DueQueue = DueQueue()
-    for name in "abc":
-        q.push(1.0, name)
-    q.push(0.5, "early")
-    assert _drain(q) == ["early", "a", "b", "c"]
-    assert len(q) == 0
 
 
 def test_srt_and_vtt_use_integer_milliseconds():

@@ -1,0 +1,168 @@
+"""ASR admission: one queue, one owner, one loop that forms every batch.
+
+Windows of every request wait here with a due time (`due_at`); a single loop takes the windows due first,
+up to the batch size, runs the model on them in a thread, and resolves each window's future. It is the
+only place that decides what runs next, so:
+
+- a long file's later windows wait behind the short requests that arrive meanwhile (they are due later),
+  yet never more than `pace` times real time behind its own arrival;
+- a window whose caller has gone (its future cancelled) is dropped before it reaches the model;
+- a window that must go first (live audio) enters with a near due time;
+- the batch size and the wait for a batch to fill apply from the next batch on when changed.
+
+The wait works like Serve's `@serve.batch`: a batch that is not full waits until its oldest window has
+waited `batch_wait_s`, so a lone request is not held longer than that, and windows that queued while the
+model was busy run as soon as it is free. This replaces a due-time queue in front of `@serve.batch`, whose
+FIFO queue held windows out of order (a long file's windows ahead of every short request after it) and
+whose items had to be tracked twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Generic, Optional, Sequence, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+logger = logging.getLogger(__name__)
+
+
+def due_at(arrival: float, audio_end_s: float, pace: float) -> float:
+    """When a window that ends `audio_end_s` into a request's audio is due, the request having arrived at
+    `arrival`. With pace 1 (real time) a 5 s clip is due 5 s after it arrives and the tenth window of a
+    5-minute file 300 s after that file arrived. Pace 0 is first come, first served (ties keep arrival
+    order, and a request's windows stay in order)."""
+    return arrival + pace * audio_end_s
+
+
+@dataclass(order=True)
+class _Entry(Generic[T]):
+    due: float
+    seq: int  # equal due times leave in the order they came
+    arrived: float = field(compare=False)
+    item: T = field(compare=False)
+    future: asyncio.Future = field(compare=False)
+
+
+class BatchAdmission(Generic[T, R]):
+    """Forms batches of waiting items by due time and runs `run_batch(items) -> results` (one result per
+    item, in order) in a thread, one batch at a time. Use from one event loop."""
+
+    def __init__(
+        self,
+        run_batch: Callable[[list[T]], Sequence[R]],
+        *,
+        max_batch_size: int = 8,
+        batch_wait_s: float = 0.05,
+        on_batch: Optional[Callable[[int], None]] = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._run_batch = run_batch
+        self._on_batch = on_batch
+        self._clock = clock
+        self._heap: list[_Entry[T]] = []
+        self._seq = itertools.count()
+        self._wake: Optional[asyncio.Event] = None
+        self._loop_task: Optional[asyncio.Task] = None
+        self.running = 0  # items in the model now
+        self.max_batch_size = 1
+        self.batch_wait_s = 0.0
+        self.configure(max_batch_size, batch_wait_s)
+
+    def configure(self, max_batch_size: int, batch_wait_s: float) -> None:
+        if max_batch_size < 1 or batch_wait_s < 0:
+            raise ValueError("max_batch_size must be >= 1 and batch_wait_s >= 0")
+        self.max_batch_size = max_batch_size
+        self.batch_wait_s = batch_wait_s
+        self._poke()  # a batch waiting to fill is decided again with the new figures
+
+    @property
+    def waiting(self) -> int:
+        """Items waiting whose caller is still there."""
+        return sum(1 for e in self._heap if not e.future.done())
+
+    def submit(self, item: T, due: float) -> asyncio.Future:
+        """Queue one item; its future gets the item's result (or the batch's exception). Cancelling the
+        future withdraws the item if its batch has not started."""
+        loop = asyncio.get_running_loop()
+        if self._loop_task is None or self._loop_task.done():
+            self._wake = asyncio.Event()
+            self._loop_task = loop.create_task(self._serve())
+        future = loop.create_future()
+        heapq.heappush(self._heap, _Entry(due, next(self._seq), self._clock(), item, future))
+        self._poke()
+        return future
+
+    async def run(self, items: Sequence[tuple[float, T]]) -> list[R]:
+        """Queue (due, item) pairs and wait for all their results. Cancelled (the request went away), it
+        withdraws those of its items that have not started."""
+        futures = [self.submit(item, due) for due, item in items]
+        return list(await asyncio.gather(*futures))
+
+    def _poke(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    def _drop_gone(self) -> None:
+        if any(e.future.done() for e in self._heap):
+            self._heap = [e for e in self._heap if not e.future.done()]
+            heapq.heapify(self._heap)
+
+    def _next_batch(self) -> Optional[list[_Entry[T]]]:
+        """The batch to run now, or None to wait (for more items, or for the oldest to have waited)."""
+        self._drop_gone()
+        if not self._heap:
+            return None
+        if len(self._heap) < self.max_batch_size:
+            oldest = min(e.arrived for e in self._heap)
+            if self._clock() - oldest < self.batch_wait_s:
+                return None
+        return [heapq.heappop(self._heap) for _ in range(min(self.max_batch_size, len(self._heap)))]
+
+    def _seconds_to_wait(self) -> Optional[float]:
+        if not self._heap:
+            return None  # until something arrives
+        oldest = min(e.arrived for e in self._heap)
+        return max(0.0, oldest + self.batch_wait_s - self._clock())
+
+    async def _serve(self) -> None:
+        assert self._wake is not None
+        while True:
+            self._wake.clear()
+            batch = self._next_batch()
+            if batch is None:
+                timeout = self._seconds_to_wait()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+                except asyncio.TimeoutError:
+                    pass
+                continue
+            await self._run(batch)
+
+    async def _run(self, batch: list[_Entry[T]]) -> None:
+        if self._on_batch is not None:
+            self._on_batch(len(batch))
+        self.running = len(batch)
+        try:
+            # The model call blocks for seconds: keep it off the event loop. A caller that leaves now
+            # does not stop it (the batch's other items need it); its result is dropped.
+            results = await asyncio.to_thread(self._run_batch, [e.item for e in batch])
+            if len(results) != len(batch):
+                raise RuntimeError(f"run_batch returned {len(results)} results for {len(batch)} items")
+        except Exception as exc:  # noqa: BLE001 - goes to every caller in the batch; the loop goes on
+            logger.exception("a batch of %d failed", len(batch))
+            for e in batch:
+                if not e.future.done():
+                    e.future.set_exception(exc)
+        else:
+            for e, result in zip(batch, results):
+                if not e.future.done():
+                    e.future.set_result(result)
+        finally:
+            self.running = 0
