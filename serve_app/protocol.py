@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from serve_app.errors import InvalidRequest
 from serve_app.pipeline.formatting import JSON, TEXT, on_wire, render_text
 from serve_app.pipeline.languages import LANGUAGES
-from serve_app.pipeline.types import DecodeOptions, Rendered, Task, Transcript
+from serve_app.pipeline.types import DecodeOptions, Rendered, Segment, Task, Transcript
 
 ResponseFormat = Literal["json", "verbose_json", "text", "srt", "vtt", "diarized_json"]
 Granularity = Literal["segment", "word"]
@@ -38,6 +38,7 @@ class TranscriptionRequest(BaseModel):
     temperature: float = Field(0.0, ge=0.0, le=1.0, allow_inf_nan=False)
     timestamp_granularities: list[Granularity] = Field(default_factory=lambda: ["segment"])
     diarize: bool = False
+    stream: bool = False  # server-sent events (OpenAI's shape) instead of one body
     min_speakers: Optional[int] = Field(None, ge=1, le=64)
     max_speakers: Optional[int] = Field(None, ge=1, le=64)
 
@@ -54,9 +55,9 @@ class TranscriptionRequest(BaseModel):
     def _prompt(cls, value: Optional[str]) -> Optional[str]:
         return value[-MAX_PROMPT_CHARS:] if value else value
 
-    @field_validator("diarize", mode="before")
+    @field_validator("diarize", "stream", mode="before")
     @classmethod
-    def _diarize(cls, value: Any) -> bool:
+    def _bool(cls, value: Any) -> bool:
         if isinstance(value, bool):
             return value
         parsed = _BOOL_STRINGS.get(str(value).strip().lower())
@@ -88,6 +89,9 @@ class TranscriptionRequest(BaseModel):
             raise _param_error("min_speakers", "must not be greater than max_speakers")
         if self.task == "translate" and (self.diarize or self.response_format == "diarized_json"):
             raise _param_error("response_format" if not self.diarize else "diarize", "is not available for translations")
+        if self.stream and self.response_format in ("text", "srt", "vtt"):
+            raise _param_error("stream", f"is not available with response_format `{self.response_format}`: "
+                                         "stream a json, verbose_json or diarized_json transcription")
         return self
 
     @property
@@ -316,3 +320,57 @@ def render(t: Transcript, response_format: str, *, words: bool) -> Rendered:
         raise ValueError(f"unknown response_format {response_format!r}")  # the request model forbids it
     # json.dumps, not model_dump_json: the same float spelling as before the models existed.
     return Rendered(body=json.dumps(model.model_dump(exclude_none=True), ensure_ascii=False), media_type=JSON)
+
+
+# --- stream=true: server-sent events (OpenAI's transcription stream) ----------------------------------
+
+
+class TranscriptTextDelta(BaseModel):
+    type: Literal["transcript.text.delta"] = "transcript.text.delta"
+    delta: str
+
+
+class UsageDuration(BaseModel):
+    """OpenAI's usage for models billed by audio length."""
+
+    type: Literal["duration"] = "duration"
+    seconds: float
+
+
+class TranscriptTextDone(BaseModel):
+    type: Literal["transcript.text.done"] = "transcript.text.done"
+    text: str
+    usage: UsageDuration
+
+
+class StreamError(BaseModel):
+    """An error after the stream started (its 200 is sent): the envelope as an event, then the end. The
+    `openai` SDK raises it as an APIError."""
+
+    type: Literal["error"] = "error"
+    error: ErrorBody
+
+
+def sse(event: BaseModel) -> str:
+    return f"data: {json.dumps(event.model_dump(exclude_none=True), ensure_ascii=False)}\n\n"
+
+
+class DeltaText:
+    """The text of each decoded window as a delta, so that the deltas joined are the final `text` (which
+    has no leading space; a window that decoded to nothing sends no delta)."""
+
+    def __init__(self) -> None:
+        self._started = False
+
+    def delta(self, segments: list[Segment]) -> Optional[TranscriptTextDelta]:
+        text = "".join(s.text for s in segments)
+        if not self._started:
+            text = text.lstrip()
+        if not text:
+            return None
+        self._started = True
+        return TranscriptTextDelta(delta=text)
+
+
+def done_event(t: Transcript) -> TranscriptTextDone:
+    return TranscriptTextDone(text=t.text, usage=UsageDuration(seconds=on_wire(t.duration)))

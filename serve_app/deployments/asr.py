@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, AsyncIterator
 
 from ray import serve
 from ray.serve.metrics import Counter, Histogram
@@ -60,19 +60,29 @@ class WhisperASR:
                     cfg.batch_wait_timeout_s, cfg.pace_s_per_audio_s)
 
     async def transcribe(self, audio: Audio, options: DecodeOptions) -> Transcript:
+        """The whole transcript in one answer."""
+        items = [item async for item in self.transcribe_stream(audio, options)]
+        return items[-1]
+
+    async def transcribe_stream(self, audio: Audio, options: DecodeOptions) -> AsyncIterator[WindowResult | Transcript]:
+        """Each window's result in audio order, as soon as it and the windows before it are decoded, then the
+        whole Transcript (through a streaming handle, for `stream=true`)."""
         self.backend.policy.check(options)
         started = time.perf_counter()
         windows = await run_stoppable(self.backend.split, audio.samples, options)
         arrival = time.monotonic()
+        results: list[WindowResult] = []
         # Cancelled with the request (client gone, timeout): the windows not yet in a batch are withdrawn.
-        results = await self._admission.run(
+        async for result in self._admission.in_order(
             [(due_at(arrival, w.start + w.duration, self._pace), w) for w in windows]
-        )
+        ):
+            results.append(result)
+            yield result
         language = self.backend.policy.request_language(options, [r.language for r in results])
         if audio.duration > 0:
             self._audio_seconds.inc(audio.duration)
             self._rtf.observe((time.perf_counter() - started) / audio.duration)
-        return Transcript(
+        yield Transcript(
             task=options.task,
             language=language,
             duration=audio.duration,

@@ -3,12 +3,13 @@
 
 import asyncio
 import logging
+import time
 import uuid
-from typing import Optional, Union
+from typing import AsyncIterator, Optional, Union
 
 import numpy as np
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from ray import serve
 from ray.exceptions import RayActorError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
@@ -34,22 +35,28 @@ from serve_app.errors import (
 )
 from serve_app.pipeline.budget import Budget, Reservation
 from serve_app.pipeline.fetch import check_url
-from serve_app.pipeline.types import AudioSource, Task
+from serve_app.pipeline.types import AudioSource, Task, Transcript
 from serve_app.pipeline.upload import UploadLimits, bounded_receive, hold_body, upload_too_large
 from serve_app.protocol import (
+    DeltaText,
+    ErrorBody,
     ErrorResponse,
     ModelCard,
+    StreamError,
     ModelList,
     TranscriptionDiarized,
     TranscriptionJson,
     TranscriptionRequest,
     TranscriptionVerbose,
+    diarized_json,
+    done_event,
+    sse,
 )
 
 logger = logging.getLogger("ray.serve")
 
 _FORM_FIELDS = ["model", "language", "prompt", "response_format", "temperature", "timestamp_granularities",
-                "diarize", "min_speakers", "max_speakers"]
+                "diarize", "min_speakers", "max_speakers", "stream"]
 _FORM_SCHEMA = {
     "requestBody": {
         "required": True,
@@ -77,8 +84,9 @@ _ERRORS = {status: {"model": ErrorResponse, "description": what} for status, wha
 _TRANSCRIPTION_RESPONSES = {
     200: {
         "model": Union[TranscriptionJson, TranscriptionVerbose, TranscriptionDiarized],
-        "description": "json, verbose_json or diarized_json; text, srt and vtt as text/plain",
-        "content": {"text/plain": {"schema": {"type": "string"}}},
+        "description": "json, verbose_json or diarized_json; text, srt and vtt as text/plain; with stream=true, "
+                       "server-sent events (transcript.text.delta, transcript.text.segment, transcript.text.done)",
+        "content": {"text/plain": {"schema": {"type": "string"}}, "text/event-stream": {"schema": {"type": "string"}}},
     },
     **_ERRORS,
 }
@@ -258,40 +266,96 @@ class Ingress:
         # Ray has the upload in its object store once the call is submitted (and retries from there): drop
         # this replica's copy now rather than hold it until the answer (benchmarks/memory_timeline.py).
         del source
-        transcript = self.asr[model.name].transcribe.remote(audio, req.decode_options())
         turns = (
             self.diarizer.diarize.remote(audio, req.min_speakers, req.max_speakers) if req.wants_diarization else None
         )
+        asr = self.asr[model.name]
+        deadline = time.monotonic() + self.config.request_timeout_s
+        if req.stream:
+            return await self._stream(request, req, asr, audio, turns, deadline)
+        transcript = asr.transcribe.remote(audio, req.decode_options())
         rendered_ref = self.merger.render.remote(transcript, turns, req.response_format, req.word_granularity)
         # On a timeout or a client that went away, cancel every step, so no replica keeps working for nobody.
         steps = [r for r in (rendered_ref, transcript, turns, audio) if r is not None]
+        rendered = await self._step(rendered_ref, request, steps, deadline)
+        if rendered is None:
+            return Response(status_code=499)  # nginx's "client closed request": nobody reads it
+        return Response(rendered.body, media_type=rendered.media_type, headers=rendered.headers)
+
+    async def _step(self, awaitable, request: Request, steps: list, deadline: float):
+        """`await awaitable` within the request's deadline while its client is there; None if the client
+        left. On any failure every step is cancelled and the error raised as the API error it means."""
         try:
-            rendered = await _answer_unless_client_gone(rendered_ref, request, self.config.request_timeout_s)
+            return await _answer_unless_client_gone(awaitable, request, deadline - time.monotonic())
         except _ClientGone:
             _cancel(steps)
-            return Response(status_code=499)  # nginx's "client closed request": nobody reads it
-        except asyncio.TimeoutError:
-            _cancel(steps)
-            raise GatewayTimeout(
-                f"The request ran past this server's time limit of {self.config.request_timeout_s:g} s."
-            ) from None
+            return None
         except asyncio.CancelledError:
             _cancel(steps)
             raise
-        except BackPressureError:
-            _cancel(steps)
-            raise Overloaded() from None
         except Exception as exc:  # noqa: BLE001 - errors from other replicas arrive wrapped by Ray
             _cancel(steps)
-            api_error = find_api_error(exc)
-            if api_error is not None:
-                raise api_error from None
-            if find_cause(exc, BackPressureError) is not None:
-                raise Overloaded() from None
-            if find_cause(exc, RayActorError) is not None:  # the replica died (or cannot be reached)
-                raise WorkerFailed() from None
-            raise
-        return Response(rendered.body, media_type=rendered.media_type, headers=rendered.headers)
+            raise self._api_error(exc) from None
+
+    def _api_error(self, exc: BaseException) -> BaseException:
+        """What a failed step means to the client; anything unforeseen is returned as it is (a 500)."""
+        if isinstance(exc, asyncio.TimeoutError):
+            return GatewayTimeout(
+                f"The request ran past this server's time limit of {self.config.request_timeout_s:g} s."
+            )
+        api_error = find_api_error(exc)
+        if api_error is not None:
+            return api_error
+        if isinstance(exc, BackPressureError) or find_cause(exc, BackPressureError) is not None:
+            return Overloaded()
+        if find_cause(exc, RayActorError) is not None:  # the replica died (or cannot be reached)
+            return WorkerFailed()
+        return exc
+
+    async def _stream(self, request: Request, req: TranscriptionRequest, asr: DeploymentHandle, audio, turns,
+                      deadline: float) -> Response:
+        """stream=true: the windows' text as they are decoded, then (with diarization) the speaker turns,
+        then the whole text. An error before the first window is decoded is an ordinary error response;
+        after it, an error event ends the stream."""
+        items = asr.options(stream=True).transcribe_stream.remote(audio, req.decode_options())
+        steps = [r for r in (items, turns, audio) if r is not None]
+        first = await self._step(items.__anext__(), request, steps, deadline)
+        if first is None:
+            return Response(status_code=499)
+
+        async def events() -> AsyncIterator[str]:
+            deltas = DeltaText()
+            item = first
+            try:
+                while not isinstance(item, Transcript):
+                    delta = deltas.delta(item.segments)
+                    if delta is not None:
+                        yield sse(delta)
+                    item = await asyncio.wait_for(items.__anext__(), deadline - time.monotonic())
+                transcript = item
+                if turns is not None:
+                    merged = self.merger.merge.remote(transcript, turns)
+                    transcript = await asyncio.wait_for(merged, deadline - time.monotonic())
+                    for segment in diarized_json(transcript).segments:
+                        yield sse(segment)
+                yield sse(done_event(transcript))
+            except Exception as exc:  # noqa: BLE001 - the 200 is sent: the error goes in an event
+                error = self._api_error(exc)
+                if not isinstance(error, APIError):
+                    request_id = uuid.uuid4().hex
+                    logger.error("unhandled error in a stream, request id %s", request_id, exc_info=exc)
+                    body = internal_error_envelope(request_id)["error"]
+                else:
+                    body = envelope(error)["error"]
+                yield sse(StreamError(error=ErrorBody(**body)))
+            finally:
+                # Also when the client went away (Starlette cancels or closes this generator): no replica
+                # keeps working for nobody. Steps that are done ignore it.
+                _cancel(steps)
+
+        # no-cache and no proxy buffering: each event must reach the client when it is sent.
+        return StreamingResponse(events(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     async def _parse(
         self, request: Request, task: Task, upload: Reservation

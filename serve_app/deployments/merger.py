@@ -23,3 +23,7 @@ class Merger:
         # Exposed so that clients and tests can see cross-request batching at work.
         rendered.headers["X-ASR-Batch-Sizes"] = ",".join(str(b) for b in transcript.batch_sizes)
         return rendered
+
+    async def merge(self, transcript: Transcript, turns: list[Turn]) -> Transcript:
+        """The transcript with its speakers, for a caller that renders it itself (a stream's segment events)."""
+        return assign_speakers(transcript, turns)

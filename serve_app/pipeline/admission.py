@@ -25,7 +25,7 @@ import itertools
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Generic, Optional, Sequence, TypeVar
+from typing import AsyncIterator, Callable, Generic, Optional, Sequence, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -100,10 +100,24 @@ class BatchAdmission(Generic[T, R]):
         return future
 
     async def run(self, items: Sequence[tuple[float, T]]) -> list[R]:
-        """Queue (due, item) pairs and wait for all their results. Cancelled (the request went away), it
+        """Queue (due, item) pairs and wait for all their results."""
+        return [result async for result in self.in_order(items)]
+
+    async def in_order(self, items: Sequence[tuple[float, T]]) -> AsyncIterator[R]:
+        """Queue (due, item) pairs and yield their results in the items' order, each as soon as it and the
+        ones before it are done. Cancelled or closed early (the request went away, an item failed), it
         withdraws those of its items that have not started."""
         futures = [self.submit(item, due) for due, item in items]
-        return list(await asyncio.gather(*futures))
+        try:
+            for future in futures:
+                yield await future
+        finally:
+            for future in futures:
+                if future.done():
+                    if not future.cancelled():
+                        future.exception()  # retrieved: a batch's error is raised once, not logged again
+                else:
+                    future.cancel()
 
     def _poke(self) -> None:
         if self._wake is not None:

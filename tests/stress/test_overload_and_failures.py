@@ -105,3 +105,27 @@ def test_killed_replica_fails_requests_cleanly_and_comes_back(stressed, clip, de
     seen = sorted(r[0] for r in results)
     print(f"killed {deployment}: clients saw {seen}; a request succeeded again {recovery:.1f} s after the kill")
     assert healthy(stressed, clip)
+
+
+def test_a_stream_past_the_time_limit_ends_with_an_error_event(stressed, clip):
+    """stream=true on 20 minutes of speech: deltas while the time allows, then the 504's envelope as the
+    last event, and the stream ends; the rest of the file's windows leave the ASR's batches."""
+    import json
+
+    import httpx
+
+    long_audio = wav_bytes(np.tile(sample_samples(), 40))
+    events = []
+    with httpx.stream("POST", f"{stressed.base_url}/audio/transcriptions", headers=stressed.headers(),
+                      data={"model": "whisper-base", "stream": "true"},
+                      files={"file": ("a.wav", long_audio, "audio/wav")}, timeout=CLIENT_TIMEOUT_S) as r:
+        assert r.status_code == 200
+        for line in r.iter_lines():
+            if line.startswith("data: "):
+                events.append(json.loads(line[len("data: "):]))
+    kinds = [e["type"] for e in events]
+    print(f"{kinds.count('transcript.text.delta')} deltas before the time limit")
+    assert kinds[0] == "transcript.text.delta" and kinds[-1] == "error"
+    assert set(kinds[:-1]) == {"transcript.text.delta"}
+    assert events[-1]["error"]["type"] == "timeout_error" and "time limit" in events[-1]["error"]["message"]
+    assert healthy(stressed, clip, "whisper-base")

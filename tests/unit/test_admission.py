@@ -246,3 +246,59 @@ def test_invalid_figures_are_refused():
         BatchAdmission(FakeModel(), max_batch_size=0)
     with pytest.raises(ValueError):
         BatchAdmission(FakeModel(), batch_wait_s=-1)
+
+
+class SteppedModel(FakeModel):
+    """Runs one batch each time `step()` is called."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.steps = threading.Semaphore(0)
+
+    def __call__(self, items: list[str]) -> list[str]:
+        self.steps.acquire(timeout=HANG_GUARD_S)
+        return super().__call__(items)
+
+    def step(self) -> None:
+        self.steps.release()
+
+
+def test_results_stream_in_order_each_as_soon_as_it_is_done():
+    """in_order yields a request's first window while its later windows still wait for the model, and
+    never out of order even when a later window is decoded first."""
+    async def main():
+        model = SteppedModel()
+        admission = BatchAdmission(model, max_batch_size=1, batch_wait_s=0.0)
+        # "b" is due before "a": decoded first, yet yielded second.
+        stream = admission.in_order([(2.0, "a"), (1.0, "b"), (3.0, "c")])
+        first = asyncio.ensure_future(stream.__anext__())
+        model.step()  # b
+        await asyncio.sleep(0.05)
+        assert not first.done() and model.batches == [["b"]]
+        model.step()  # a
+        assert await first == "A"
+        assert model.batches == [["b"], ["a"]]
+        assert await stream.__anext__() == "B"
+        model.step()  # c
+        assert await stream.__anext__() == "C"
+        with pytest.raises(StopAsyncIteration):
+            await stream.__anext__()
+
+    run(main())
+
+
+def test_a_stream_closed_early_withdraws_its_waiting_items():
+    async def main():
+        model = SteppedModel()
+        admission = BatchAdmission(model, max_batch_size=1, batch_wait_s=0.0)
+        stream = admission.in_order([(1.0, "a"), (2.0, "b"), (3.0, "c")])
+        model.step()
+        assert await stream.__anext__() == "A"
+        await stream.aclose()  # the client went away after the first delta
+        assert admission.waiting == 0  # "c" withdrawn; "b" had already gone into the model after "a"
+        model.step()
+        model.step()
+        assert await admission.run([(0.0, "next")]) == ["NEXT"]
+        assert model.batches == [["a"], ["b"], ["next"]]
+
+    run(main())

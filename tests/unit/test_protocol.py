@@ -28,8 +28,9 @@ def test_granularity_spellings(fields):
 
 
 @pytest.mark.parametrize("value, expected", [("true", True), ("TRUE", True), ("1", True), ("False", False), ("0", False)])
-def test_diarize_spellings(value, expected):
+def test_diarize_and_stream_spellings(value, expected):
     assert parse(diarize=value).diarize is expected
+    assert parse(stream=value).stream is expected
 
 
 @pytest.mark.parametrize(
@@ -46,6 +47,10 @@ def test_diarize_spellings(value, expected):
         ({"min_speakers": "0"}, "min_speakers"),
         ({"max_speakers": "two"}, "max_speakers"),
         ({"min_speakers": "4", "max_speakers": "2"}, "min_speakers"),
+        ({"stream": "maybe"}, "stream"),
+        ({"stream": "true", "response_format": "text"}, "stream"),
+        ({"stream": "true", "response_format": "srt"}, "stream"),
+        ({"stream": "true", "response_format": "vtt"}, "stream"),
     ],
 )
 def test_bad_values_name_their_param(fields, param):

@@ -78,3 +78,29 @@ def test_the_openapi_schema_declares_the_models_and_the_envelope_on_every_route(
                 assert ref.endswith("/ErrorResponse"), (path, code)
     ok = schema["paths"]["/v1/audio/transcriptions"]["post"]["responses"]["200"]["content"]
     assert {"application/json", "text/plain"} <= set(ok)
+
+
+def test_stream_events_parse_as_openais_event_types():
+    """What stream=true sends, read the way the SDK reads each event (construct_type on its union type),
+    and strictly where the SDK's type allows: the delta and segment events."""
+    from openai._models import construct_type
+    from openai.types.audio import TranscriptionStreamEvent, TranscriptionTextDeltaEvent, TranscriptionTextSegmentEvent
+
+    from serve_app.protocol import DeltaText, diarized_json, done_event, sse
+
+    def wire(event) -> dict:
+        text = sse(event)
+        assert text.startswith("data: ") and text.endswith("\n\n") and text.count("\n") == 2
+        return json.loads(text[len("data: "):])
+
+    deltas = DeltaText()
+    delta = wire(deltas.delta([SEGMENT]))
+    assert TranscriptionTextDeltaEvent.model_validate(delta).delta == "Hello there. Hi!"  # no leading space
+    assert deltas.delta([]) is None
+    assert wire(deltas.delta([SEGMENT]))["delta"] == " Hello there. Hi!"  # later ones keep theirs
+    for segment in diarized_json(DIARIZED).segments:
+        parsed = TranscriptionTextSegmentEvent.model_validate(wire(segment))
+        assert parsed.speaker in ("SPEAKER_00", "SPEAKER_01") and parsed.id.startswith("seg_")
+    done = construct_type(type_=TranscriptionStreamEvent, value=wire(done_event(PLAIN)))
+    assert done.type == "transcript.text.done" and done.text == PLAIN.text
+    assert wire(done_event(PLAIN))["usage"] == {"type": "duration", "seconds": 3.0}
