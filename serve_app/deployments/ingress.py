@@ -112,11 +112,16 @@ async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
     return _error_response(InvalidRequest(str(exc.detail)))
 
 
+def _internal_error(exc: BaseException) -> dict:
+    """A bug's envelope: logged with a request id, which is all the client sees of it."""
+    request_id = uuid.uuid4().hex
+    logger.error("unhandled error, request id %s", request_id, exc_info=exc)
+    return internal_error_envelope(request_id)
+
+
 @app.exception_handler(Exception)
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-    request_id = uuid.uuid4().hex
-    logger.exception("unhandled error, request id %s", request_id)
-    return JSONResponse(internal_error_envelope(request_id), status_code=500)
+    return JSONResponse(_internal_error(exc), status_code=500)
 
 
 # NOTE: helpers sit above the class: @serve.ingress captures the module globals it sees.
@@ -341,12 +346,7 @@ class Ingress:
                 yield sse(done_event(transcript))
             except Exception as exc:  # noqa: BLE001 - the 200 is sent: the error goes in an event
                 error = self._api_error(exc)
-                if not isinstance(error, APIError):
-                    request_id = uuid.uuid4().hex
-                    logger.error("unhandled error in a stream, request id %s", request_id, exc_info=exc)
-                    body = internal_error_envelope(request_id)["error"]
-                else:
-                    body = envelope(error)["error"]
+                body = (envelope(error) if isinstance(error, APIError) else _internal_error(exc))["error"]
                 yield sse(StreamError(error=ErrorBody(**body)))
             finally:
                 # Also when the client went away (Starlette cancels or closes this generator): no replica

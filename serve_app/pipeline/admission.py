@@ -70,7 +70,6 @@ class BatchAdmission(Generic[T, R]):
         self._seq = itertools.count()
         self._wake: Optional[asyncio.Event] = None
         self._loop_task: Optional[asyncio.Task] = None
-        self.running = 0  # items in the model now
         self.max_batch_size = 1
         self.batch_wait_s = 0.0
         self.configure(max_batch_size, batch_wait_s)
@@ -128,32 +127,26 @@ class BatchAdmission(Generic[T, R]):
             self._heap = [e for e in self._heap if not e.future.done()]
             heapq.heapify(self._heap)
 
-    def _next_batch(self) -> Optional[list[_Entry[T]]]:
-        """The batch to run now, or None to wait (for more items, or for the oldest to have waited)."""
+    def _next_batch(self) -> tuple[Optional[list[_Entry[T]]], Optional[float]]:
+        """(the batch to run now, None), or (None, how long to wait for more items or for the oldest to
+        have waited; None: until something arrives)."""
         self._drop_gone()
         if not self._heap:
-            return None
+            return None, None
         if len(self._heap) < self.max_batch_size:
-            oldest = min(e.arrived for e in self._heap)
-            if self._clock() - oldest < self.batch_wait_s:
-                return None
-        return [heapq.heappop(self._heap) for _ in range(min(self.max_batch_size, len(self._heap)))]
-
-    def _seconds_to_wait(self) -> Optional[float]:
-        if not self._heap:
-            return None  # until something arrives
-        oldest = min(e.arrived for e in self._heap)
-        return max(0.0, oldest + self.batch_wait_s - self._clock())
+            wait = min(e.arrived for e in self._heap) + self.batch_wait_s - self._clock()
+            if wait > 0:
+                return None, wait
+        return [heapq.heappop(self._heap) for _ in range(min(self.max_batch_size, len(self._heap)))], None
 
     async def _serve(self) -> None:
         assert self._wake is not None
         while True:
             self._wake.clear()
-            batch = self._next_batch()
+            batch, wait = self._next_batch()
             if batch is None:
-                timeout = self._seconds_to_wait()
                 try:
-                    await asyncio.wait_for(self._wake.wait(), timeout)
+                    await asyncio.wait_for(self._wake.wait(), wait)
                 except asyncio.TimeoutError:
                     pass
                 continue
@@ -162,7 +155,6 @@ class BatchAdmission(Generic[T, R]):
     async def _run(self, batch: list[_Entry[T]]) -> None:
         if self._on_batch is not None:
             self._on_batch(len(batch))
-        self.running = len(batch)
         try:
             # The model call blocks for seconds: keep it off the event loop. A caller that leaves now
             # does not stop it (the batch's other items need it); its result is dropped.
@@ -178,5 +170,3 @@ class BatchAdmission(Generic[T, R]):
             for e, result in zip(batch, results):
                 if not e.future.done():
                     e.future.set_result(result)
-        finally:
-            self.running = 0
