@@ -29,3 +29,19 @@ def key_matches(token: str | None, keys: list[bytes]) -> bool:
         return False
     given = token.encode()
     return any([hmac.compare_digest(given, key) for key in keys])
+
+
+# Browsers cannot set headers on a WebSocket: OpenAI's convention carries the key in a subprotocol.
+KEY_SUBPROTOCOL = "openai-insecure-api-key."
+
+
+def realtime_key(authorization: str, subprotocols: list[str]) -> str | None:
+    """A realtime session's key: the Authorization header's, else an `openai-insecure-api-key.<key>`
+    subprotocol's (the browser's way)."""
+    token = bearer_token(authorization) if authorization else None
+    if token is not None:
+        return token
+    for protocol in subprotocols:
+        if protocol.startswith(KEY_SUBPROTOCOL) and len(protocol) > len(KEY_SUBPROTOCOL):
+            return protocol[len(KEY_SUBPROTOCOL):]
+    return None

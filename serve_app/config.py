@@ -155,6 +155,16 @@ class DiarizationConfig(_Strict):
         return os.environ.get(self.token_env) or None
 
 
+class RealtimeConfig(_Strict):
+    """Realtime WebSocket sessions (/v1/realtime)."""
+
+    # Per Ingress replica: past it a new session gets an error event and close code 1013 (try again later).
+    # Each session holds its VAD state and up to max_buffer_s of audio; its CPU is Silero per 32 ms frame.
+    max_sessions: int = Field(64, ge=1)
+    partial_interval_s: float = Field(1.0, gt=0, le=30)
+    max_buffer_s: float = Field(300, gt=0, le=3600)
+
+
 class AppConfig(_Strict):
     default_model: str
     models: list[ModelConfig] = Field(..., min_length=1)
@@ -163,6 +173,7 @@ class AppConfig(_Strict):
     request_timeout_s: float = Field(900, gt=0)
     # None: no Diarizer deployment, and `diarize=true` is a 400 that says so.
     diarization: Optional[DiarizationConfig] = None
+    realtime: RealtimeConfig = RealtimeConfig()
 
     @model_validator(mode="after")
     def _names_unique(self) -> "AppConfig":

@@ -173,6 +173,13 @@ class WhisperBackend:
         plan = plan_windows([(s["start"], s["end"]) for s in spans], WINDOW_SECONDS * SAMPLE_RATE)
         return [Window(start=s / SAMPLE_RATE, samples=samples[s:e], options=options) for s, e in plan]
 
+    def live_window(self, samples: np.ndarray, options: DecodeOptions) -> Window:
+        """A short live segment (already speech, cut by the session's VAD) as one window, without running
+        the file VAD again."""
+        if options.prompt and not options.prompt_tokens:
+            options = replace(options, prompt_tokens=tuple(self._previous_tokens(options.prompt)))
+        return Window(start=0.0, samples=samples[: WINDOW_SECONDS * SAMPLE_RATE], options=options)
+
     # -- one batch of windows from any requests --
 
     def decode(self, windows: Sequence[Window]) -> list[WindowResult]:

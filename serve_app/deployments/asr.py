@@ -6,6 +6,7 @@ import logging
 import time
 from typing import Any, AsyncIterator
 
+import numpy as np
 from ray import serve
 from ray.serve.metrics import Counter, Histogram
 
@@ -13,9 +14,16 @@ from serve_app.backends.whisper import WhisperBackend
 from serve_app.config import BatchConfig, ModelConfig
 from serve_app.pipeline.cancel import run_stoppable
 from serve_app.pipeline.admission import BatchAdmission, due_at
-from serve_app.pipeline.types import Audio, DecodeOptions, Transcript, Window, WindowResult
+from serve_app.pipeline.types import SAMPLE_RATE, Audio, DecodeOptions, Transcript, Window, WindowResult
 
 logger = logging.getLogger("ray.serve")
+
+# Live segments are due now: ahead of every file window that is not yet late. A partial decode (text that
+# only previews a growing segment) gives way to finals and to file windows due within this.
+PARTIAL_DELAY_S = 1.0
+# A longer live segment (a manual commit) is cut at its pauses like a file: a window filled to 30 s with
+# speech is often left unfinished by the model.
+LIVE_WINDOW_S = 15
 
 
 @serve.deployment
@@ -63,6 +71,19 @@ class WhisperASR:
         """The whole transcript in one answer."""
         items = [item async for item in self.transcribe_stream(audio, options)]
         return items[-1]
+
+    async def transcribe_live(self, samples: np.ndarray, options: DecodeOptions, partial: bool) -> str:
+        """A realtime session's speech segment -> its text, through the same batches as file windows."""
+        self.backend.policy.check(options)
+        if len(samples) > LIVE_WINDOW_S * SAMPLE_RATE:
+            windows = await run_stoppable(self.backend.split, samples, options)
+        else:
+            windows = [self.backend.live_window(samples, options)]
+        due = time.monotonic() + (PARTIAL_DELAY_S if partial else 0.0)
+        results = [r async for r in self._admission.in_order([(due, w) for w in windows])]
+        if not partial:
+            self._audio_seconds.inc(len(samples) / SAMPLE_RATE)
+        return "".join(s.text for r in results for s in r.segments).strip()
 
     async def transcribe_stream(self, audio: Audio, options: DecodeOptions) -> AsyncIterator[WindowResult | Transcript]:
         """Each window's result in audio order, as soon as it and the windows before it are decoded, then the

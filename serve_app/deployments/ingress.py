@@ -8,7 +8,7 @@ import uuid
 from typing import AsyncIterator, Optional, Union
 
 import numpy as np
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from ray import serve
 from ray.exceptions import RayActorError
@@ -17,7 +17,7 @@ from ray.serve.handle import DeploymentHandle
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from serve_app.auth import bearer_token, key_matches
+from serve_app.auth import bearer_token, key_matches, realtime_key
 from serve_app.config import AppConfig, api_keys_from_env
 from serve_app.errors import (
     APIError,
@@ -33,9 +33,11 @@ from serve_app.errors import (
     find_cause,
     internal_error_envelope,
 )
+from serve_app.backends.silero import SileroStream
 from serve_app.pipeline.budget import Budget, Reservation
 from serve_app.pipeline.fetch import check_url
-from serve_app.pipeline.types import AudioSource, Task, Transcript
+from serve_app.pipeline.realtime import RealtimeLimits, RealtimeSession, error_body, settings_from_query
+from serve_app.pipeline.types import AudioSource, DecodeOptions, Task, Transcript
 from serve_app.pipeline.upload import UploadLimits, bounded_receive, hold_body, upload_too_large
 from serve_app.protocol import (
     DeltaText,
@@ -211,6 +213,7 @@ class Ingress:
             min_bytes_per_s=limits.upload_min_bytes_per_s,
             grace_s=limits.upload_grace_s,
         )
+        self._sessions = 0  # realtime sessions open on this replica
         self._keys = [k.encode() for k in api_keys_from_env()]
         if not self._keys:
             logger.warning("SERVE_APP_API_KEYS is not set: the API is open to anyone who can reach it")
@@ -236,6 +239,62 @@ class Ingress:
                 for name in (m.name, *m.aliases)
             ]
         )
+
+    @app.websocket("/v1/realtime")
+    @app.websocket("/realtime")
+    async def realtime(self, websocket: WebSocket) -> None:
+        """A realtime transcription session (pipeline/realtime.py has the protocol). Refusals are an error
+        event and a close code: 1008 for a bad key or query, 1013 (try again later) past the session limit."""
+        offered = [p.strip() for p in websocket.headers.get("sec-websocket-protocol", "").split(",") if p.strip()]
+        # A browser that offers subprotocols drops a connection whose answer names none of them.
+        await websocket.accept(subprotocol="realtime" if "realtime" in offered else None)
+        try:
+            self._authorize_key(realtime_key(websocket.headers.get("authorization", ""), offered))
+            settings = settings_from_query(websocket.query_params, self.config.default_model, self._model_name)
+            limit = self.config.realtime.max_sessions
+            if self._sessions >= limit:
+                raise Overloaded(f"This server holds {limit} realtime sessions per replica; try again later.")
+        except APIError as exc:
+            await websocket.send_json({"type": "error", "event_id": f"event_{uuid.uuid4().hex[:20]}",
+                                       "error": error_body(exc)})
+            await websocket.close(code=1013 if isinstance(exc, Overloaded) else 1008, reason=exc.message[:120])
+            return
+        self._sessions += 1
+        cfg = self.config.realtime
+        session = RealtimeSession(
+            settings, transcribe=self._transcribe_live, make_vad=SileroStream, send=websocket.send_json,
+            resolve_model=self._model_name,
+            limits=RealtimeLimits(partial_interval_s=cfg.partial_interval_s, max_buffer_s=cfg.max_buffer_s),
+        )
+        try:
+            await session.start()
+            while True:
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                text = message.get("text")
+                await session.handle(text if text is not None else message.get("bytes") or b"")
+        except WebSocketDisconnect:
+            pass
+        finally:
+            # Every decode the session still waits for is cancelled: nothing keeps working for nobody.
+            await session.close()
+            self._sessions -= 1
+
+    def _model_name(self, name: str) -> Optional[str]:
+        model = self.config.resolve_model(name)
+        return model.name if model is not None else None
+
+    async def _transcribe_live(self, model: str, samples: np.ndarray, options: DecodeOptions, partial: bool) -> str:
+        response = self.asr[model].transcribe_live.remote(samples, options, partial)
+        try:
+            return await asyncio.wait_for(response, self.config.request_timeout_s)
+        except asyncio.CancelledError:
+            _cancel([response])
+            raise
+        except Exception as exc:  # noqa: BLE001 - errors from other replicas arrive wrapped by Ray
+            _cancel([response])
+            raise self._api_error(exc) from None
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz(self) -> dict:
@@ -385,7 +444,8 @@ class Ingress:
             await form.close()
 
     def _authorize(self, request: Request) -> None:
-        if not self._keys:
-            return
-        if not key_matches(bearer_token(request.headers.get("authorization", "")), self._keys):
+        self._authorize_key(bearer_token(request.headers.get("authorization", "")))
+
+    def _authorize_key(self, key: Optional[str]) -> None:
+        if self._keys and not key_matches(key, self._keys):
             raise Unauthorized()

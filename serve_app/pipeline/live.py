@@ -5,19 +5,24 @@ The segmenter follows Silero's own streaming rules with Together's five turn-det
 speech starts when a 32 ms frame's probability reaches `threshold` and has lasted `min_speech_duration_ms`
 (a shorter blip is dropped, so a client never sees a start without a stop); it stops after
 `min_silence_duration_ms` below `threshold - 0.15`; `speech_pad_ms` of audio is kept on both sides; a
-segment that reaches `max_speech_duration_s` is closed there and the speech goes on in a new one.
+segment that reaches `max_speech_duration_s` is closed in the middle of its last pause of at least 98 ms
+(at the limit itself when it has none) and the speech goes on in a new one.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional, Union
+import re
+from fractions import Fraction
+from typing import Callable, Literal, Optional, Union
 
+import av
 import numpy as np
 
 from serve_app.pipeline.types import SAMPLE_RATE
 
 FRAME = 512  # samples per VAD step: Silero's window at 16 kHz (32 ms)
+PAUSE_MS = 98  # Silero's shortest silence to split a too-long segment in (min_silence_at_max_speech)
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,80 @@ class TurnDetection:
             raise ValueError("durations must not be negative")
         if self.max_speech_duration_s * 1000 <= self.min_speech_duration_ms:
             raise ValueError("max_speech_duration_s must be longer than min_speech_duration_ms")
+        # One segment is one Whisper window: a longer turn is closed there and goes on in the next segment.
+        if self.max_speech_duration_s > MAX_SEGMENT_S:
+            raise ValueError(f"max_speech_duration_s must be at most {MAX_SEGMENT_S:g}")
+
+
+MAX_SEGMENT_S = 30.0
+
+
+# -- client audio --
+
+Encoding = Literal["pcm16", "pcmu", "pcma"]
+
+
+@dataclass(frozen=True)
+class AudioFormat:
+    """What a session's client sends: little-endian 16-bit PCM at `rate`, or G.711 (8 kHz)."""
+
+    encoding: Encoding = "pcm16"
+    rate: int = SAMPLE_RATE
+
+    def __post_init__(self) -> None:
+        if self.encoding not in ("pcm16", "pcmu", "pcma"):
+            raise ValueError(f"unknown encoding {self.encoding!r}")
+        if not 8000 <= self.rate <= 48000:
+            raise ValueError("the sample rate must be between 8000 and 48000")
+
+
+def _ulaw_table() -> np.ndarray:
+    u = ~np.arange(256, dtype=np.uint8)
+    exponent = (u >> 4) & 0x07
+    magnitude = (((u & 0x0F).astype(np.int32) << 3) + 0x84) << exponent
+    return np.where(u & 0x80, 0x84 - magnitude, magnitude - 0x84).astype(np.float32) / 32768
+
+
+def _alaw_table() -> np.ndarray:
+    a = np.arange(256, dtype=np.int32) ^ 0x55
+    exponent = (a >> 4) & 0x07
+    t = ((a & 0x0F) << 4) + np.where(exponent == 0, 8, 0x108)
+    t = np.where(exponent > 1, t << np.maximum(exponent - 1, 0), t)
+    return np.where(a & 0x80, t, -t).astype(np.float32) / 32768
+
+
+_G711 = {"pcmu": _ulaw_table(), "pcma": _alaw_table()}
+
+
+class LiveAudio:
+    """A session's audio bytes -> 16 kHz float32, chunk by chunk: an odd byte of a 16-bit sample and the
+    resampler's state carry over to the next chunk, so any chunking gives the same samples."""
+
+    def __init__(self, fmt: AudioFormat) -> None:
+        self.format = fmt
+        self._odd = b""
+        # FFmpeg's resampler (libswresample, as the file decoder uses) keeps its filter state between
+        # chunks; it holds back a few ms of audio, which the next chunk pushes out.
+        self._resampler = (None if fmt.rate == SAMPLE_RATE
+                           else av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE))
+        self._pts = 0
+
+    def decode(self, data: bytes) -> np.ndarray:
+        if self.format.encoding == "pcm16":
+            data = self._odd + data
+            whole = len(data) // 2 * 2
+            self._odd = data[whole:]
+            x = np.frombuffer(data[:whole], dtype="<i2").astype(np.float32) / 32768
+        else:
+            x = _G711[self.format.encoding][np.frombuffer(data, dtype=np.uint8)]
+        if self._resampler is None or not len(x):
+            return x
+        frame = av.AudioFrame.from_ndarray(x[None], format="flt", layout="mono")
+        frame.sample_rate = self.format.rate
+        frame.time_base = Fraction(1, self.format.rate)
+        frame.pts, self._pts = self._pts, self._pts + len(x)
+        out = [f.to_ndarray().reshape(-1) for f in self._resampler.resample(frame)]
+        return np.concatenate(out).astype(np.float32, copy=False) if out else np.zeros(0, dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -75,6 +154,7 @@ class SpeechSegmenter:
         self._min_speech = max(1, _frames(params.min_speech_duration_ms))
         self._min_silence = max(1, _frames(params.min_silence_duration_ms))
         self._max_frames = max(self._min_speech + 1, _frames(params.max_speech_duration_s * 1000))
+        self._min_pause = _frames(PAUSE_MS)
         self._pending = np.zeros(0, dtype=np.float32)  # the part of a frame not yet complete
         self._frame_index = 0  # frames seen
         self._preroll: list[np.ndarray] = []  # the last `pad` frames before any speech
@@ -84,6 +164,7 @@ class SpeechSegmenter:
         self._voiced = 0  # speech frames in a candidate segment
         self._started = False  # SpeechStarted sent for the open segment
         self._silence = 0  # trailing frames of silence in the open segment
+        self._cut = 0  # where a split at max_speech_duration_s goes: the middle of the segment's last pause
 
     # -- feeding --
 
@@ -134,6 +215,8 @@ class SpeechSegmenter:
                 self._silence = 0
             elif prob < self._neg or self._silence:
                 self._silence += 1
+                if self._started and self._silence >= self._min_pause:
+                    self._cut = len(self._segment) - self._silence // 2
         events: list[Event] = []
         if not self._started:
             if self._silence >= self._min_silence:  # a blip shorter than min_speech: never speech
@@ -147,7 +230,9 @@ class SpeechSegmenter:
             keep = len(self._segment) - self._silence + self._pad
             events.extend(self._close(min(keep, len(self._segment)), split=False))
         elif self._started and len(self._segment) >= self._max_frames:
-            events.extend(self._close(len(self._segment), split=True))
+            # As Silero's own rule: split in the last pause rather than inside a word when there is one.
+            cut = self._cut if self._cut > self._min_speech else len(self._segment)
+            events.extend(self._close(cut, split=True))
         return events
 
     def _close(self, frames: int, split: bool) -> list[Event]:
@@ -159,20 +244,26 @@ class SpeechSegmenter:
             events.append(SpeechStopped(end_s))
         if frames:  # (nothing left to close when a split fell on the last frame before a flush)
             events.append(SegmentClosed(start_s, end_s, np.concatenate(self._segment[:frames]), split=split))
-        if split:  # the speech goes on: a new segment from here, already started
-            self._segment = []
+        if split:  # the speech goes on: a new segment from here (what followed the cut), already started
+            self._segment = rest
             self._segment_start = self._segment_start + frames
-            self._voiced, self._silence = self._min_speech, 0
+            self._voiced, self._silence, self._cut = self._min_speech, 0, 0
         else:
             self._preroll = rest[-self._pad :] if self._pad else []
             self._reset_segment()
         return events
 
     def _reset_segment(self) -> None:
+        self._cut = 0
         self._in_segment = False
         self._segment = []
         self._voiced = self._silence = 0
         self._started = False
+
+
+def words_of(text: str) -> list[str]:
+    """A transcript's words with the spaces in front of them, so that "".join(words) is the text."""
+    return re.findall(r"\s*\S+", text.strip())
 
 
 def _norm(word: str) -> str:
@@ -199,3 +290,13 @@ class StablePrefix:
         delta = "".join(words[self.emitted : common])
         self.emitted = common
         return delta
+
+    def finish(self, words: list[str]) -> str:
+        """The final decode's words after those already sent; "" when it disagrees with what was sent (a
+        delta cannot be taken back: the `completed` transcript is the one to keep)."""
+        sent = self._last[: self.emitted] if self.emitted else []
+        if any(_norm(a) != _norm(b) for a, b in zip(sent, words)) or len(words) < self.emitted:
+            return ""
+        rest = "".join(words[self.emitted :])
+        self.emitted = len(words)
+        return rest

@@ -7,3 +7,4 @@ FETCH_CAPS = {"max_redirects": 3, "connect_timeout_s": 2, "total_timeout_s": 5}
 LIMITS = {"max_download_bytes": 4_000_000, "max_duration_s": 600, "max_upload_bytes": 40_000_000,
           "max_uploads_in_flight_bytes": 100_000_000, "upload_timeout_s": 60, "upload_idle_timeout_s": 3,
           "upload_min_bytes_per_s": 50_000, "upload_grace_s": 3}
+REALTIME_MAX_SESSIONS = 4  # per Ingress replica: small enough for a test to reach

@@ -2,7 +2,7 @@
 
 import pytest
 
-from serve_app.auth import bearer_token, key_matches
+from serve_app.auth import bearer_token, key_matches, realtime_key
 
 KEYS = [b"k-123", b"other"]
 
@@ -30,3 +30,11 @@ def test_malformed_headers_carry_no_token(header):
 @pytest.mark.parametrize("token", ["k-1234", "k-12", "K-123", "k-123x", "xk-123"])
 def test_near_misses_do_not_match(token):
     assert not key_matches(token, KEYS)
+
+
+def test_a_realtime_key_comes_from_the_header_else_the_browser_subprotocol():
+    assert realtime_key("Bearer sk-1", ["realtime", "openai-insecure-api-key.sk-2"]) == "sk-1"
+    assert realtime_key("", ["realtime", "openai-insecure-api-key.sk-2"]) == "sk-2"
+    assert realtime_key("", ["realtime", "openai-insecure-api-key."]) is None
+    assert realtime_key("", ["realtime"]) is None
+    assert realtime_key("Basic abc", []) is None

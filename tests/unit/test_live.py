@@ -4,7 +4,18 @@ whose mean absolute value is over 0.1 is speech. Times are audio times, so nothi
 import numpy as np
 import pytest
 
-from serve_app.pipeline.live import FRAME, SegmentClosed, SpeechSegmenter, SpeechStarted, SpeechStopped, StablePrefix, TurnDetection
+from serve_app.pipeline.live import (
+    FRAME,
+    AudioFormat,
+    LiveAudio,
+    SegmentClosed,
+    SpeechSegmenter,
+    SpeechStarted,
+    SpeechStopped,
+    StablePrefix,
+    TurnDetection,
+    words_of,
+)
 
 RATE = 16_000
 FRAME_S = FRAME / RATE
@@ -106,3 +117,75 @@ def test_stable_prefix_emits_words_two_decodes_agree_on():
     assert stable.update([" Hello", " there,", " general", " Kenobi"]) == ""  # "gen" became "general"
     assert stable.update([" Hello", " there,", " general", " Kenobi."]) == " general Kenobi."
     assert stable.update([" Hello", " there,", " general"]) == ""  # never taken back, never sent twice
+
+
+# -- the pause a too-long turn is split in --
+
+def test_a_turn_past_max_speech_is_split_in_its_last_pause():
+    params = TurnDetection(max_speech_duration_s=3.0)
+    samples = audio(("silence", 0.5), ("speech", 2.0), ("silence", 0.2), ("speech", 2.0), ("silence", 1.0))
+    closed = [e for e in run(samples, params) if isinstance(e, SegmentClosed)]
+    assert [c.split for c in closed] == [True, False]
+    pause_middle = 0.5 + 2.0 + 0.1
+    assert closed[0].end_s == pytest.approx(pause_middle, abs=2 * FRAME_S)  # not at 3 s, inside the word
+    assert closed[1].start_s == closed[0].end_s  # nothing lost between them
+
+
+def test_a_turn_without_a_pause_is_split_at_max_speech():
+    params = TurnDetection(max_speech_duration_s=2.0)
+    closed = [e for e in run(audio(("speech", 5.0), ("silence", 1.0)), params) if isinstance(e, SegmentClosed)]
+    assert [c.split for c in closed] == [True, True, False]
+    assert closed[0].end_s - closed[0].start_s == pytest.approx(2.0, abs=FRAME_S)
+
+
+# -- the final decode after partial deltas --
+
+def test_finish_sends_the_rest_when_the_final_decode_agrees():
+    p = StablePrefix()
+    p.update(words_of("one two"))
+    assert p.update(words_of("one two three")) == "one two"
+    assert p.finish(words_of("one two three four")) == " three four"
+
+
+def test_finish_sends_nothing_when_the_final_decode_changed_a_sent_word():
+    p = StablePrefix()
+    p.update(words_of("a beep"))
+    p.update(words_of("a beep now"))
+    assert p.finish(words_of("a beat now")) == ""
+
+
+# -- client audio --
+
+def test_g711_tables_match_the_standard_library():
+    audioop = pytest.importorskip("audioop")
+    codes = bytes(range(256))
+    for encoding, reference in (("pcmu", audioop.ulaw2lin), ("pcma", audioop.alaw2lin)):
+        expected = np.frombuffer(reference(codes, 2), "<i2") / 32768
+        decoded = LiveAudio(AudioFormat(encoding, RATE)).decode(codes)  # (at 16 kHz: no resampling)
+        assert np.array_equal(decoded, expected.astype(np.float32))
+
+
+def test_pcm16_at_16_khz_is_exact_and_an_odd_byte_carries_over():
+    x = (np.arange(-500, 500) * 31).astype("<i2")
+    data = x.tobytes()
+    live = LiveAudio(AudioFormat("pcm16", RATE))
+    out = np.concatenate([live.decode(data[:7]), live.decode(data[7:1001]), live.decode(data[1001:])])
+    assert np.array_equal(out, x.astype(np.float32) / 32768)
+
+
+def test_24_khz_becomes_16_khz_the_same_for_any_chunking():
+    t = np.arange(24000) / 24000
+    data = (np.sin(2 * np.pi * 440 * t) * 20000).astype("<i2").tobytes()
+    whole = LiveAudio(AudioFormat("pcm16", 24000)).decode(data)
+    live = LiveAudio(AudioFormat("pcm16", 24000))
+    chunked = np.concatenate([live.decode(data[i : i + 333]) for i in range(0, len(data), 333)])
+    n = min(len(whole), len(chunked))
+    assert n >= 15900 and np.array_equal(whole[:n], chunked[:n])
+    expected = np.sin(2 * np.pi * 440 * np.arange(n) / RATE) * 20000 / 32768
+    assert np.abs(whole[100:n] - expected[100:n]).max() < 1e-3  # a sine stays that sine
+
+
+@pytest.mark.parametrize("fmt", [("opus", 16000), ("pcm16", 4000), ("pcm16", 96000)])
+def test_unknown_formats_are_refused(fmt):
+    with pytest.raises(ValueError):
+        AudioFormat(*fmt)
