@@ -163,6 +163,10 @@ class RealtimeConfig(_Strict):
     max_sessions: int = Field(64, ge=1)
     partial_interval_s: float = Field(1.0, gt=0, le=30)
     max_buffer_s: float = Field(300, gt=0, le=3600)
+    # A session that sends nothing for idle_timeout_s, or lasts max_session_s, gets an error event and is
+    # closed: an abandoned socket must not hold a place for ever.
+    idle_timeout_s: float = Field(120, gt=0)
+    max_session_s: float = Field(3600, gt=0)
 
 
 class AppConfig(_Strict):

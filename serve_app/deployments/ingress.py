@@ -26,6 +26,7 @@ from serve_app.errors import (
     MethodNotAllowed,
     NotFound,
     Overloaded,
+    RequestTimeout,
     Unauthorized,
     WorkerFailed,
     envelope,
@@ -266,10 +267,23 @@ class Ingress:
             resolve_model=self._model_name,
             limits=RealtimeLimits(partial_interval_s=cfg.partial_interval_s, max_buffer_s=cfg.max_buffer_s),
         )
+        ends = time.monotonic() + cfg.max_session_s
         try:
             await session.start()
             while True:
-                message = await websocket.receive()
+                wait = min(cfg.idle_timeout_s, ends - time.monotonic())
+                try:
+                    message = await asyncio.wait_for(websocket.receive(), max(wait, 0))
+                except asyncio.TimeoutError:
+                    expired = time.monotonic() >= ends
+                    if not expired and session.busy:
+                        continue  # waiting for its own transcripts is not idle
+                    await session.send({"type": "error", "error": error_body(RequestTimeout(
+                        f"The session reached this server's limit of {cfg.max_session_s:g} s." if expired else
+                        f"No event for {cfg.idle_timeout_s:g} s: the session is closed.",
+                        code="session_expired" if expired else "session_idle"))})
+                    await websocket.close(code=1000)
+                    break
                 if message["type"] == "websocket.disconnect":
                     break
                 text = message.get("text")

@@ -549,6 +549,11 @@ class RealtimeSession:
         if not task.cancelled() and task.exception() is not None:
             logger.warning("realtime session %s: a task failed: %r", self.id, task.exception())
 
+    @property
+    def busy(self) -> bool:
+        """Decodes are still running for this session (it is not idle while it waits for them)."""
+        return bool(self._tasks)
+
     async def drain(self) -> None:
         """Wait for every segment already committed to be answered (a client that ends its audio)."""
         while self._tasks:

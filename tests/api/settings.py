@@ -7,4 +7,5 @@ FETCH_CAPS = {"max_redirects": 3, "connect_timeout_s": 2, "total_timeout_s": 5}
 LIMITS = {"max_download_bytes": 4_000_000, "max_duration_s": 600, "max_upload_bytes": 40_000_000,
           "max_uploads_in_flight_bytes": 100_000_000, "upload_timeout_s": 60, "upload_idle_timeout_s": 3,
           "upload_min_bytes_per_s": 50_000, "upload_grace_s": 3}
-REALTIME_MAX_SESSIONS = 4  # per Ingress replica: small enough for a test to reach
+# Per Ingress replica: small enough for a test to reach; and an idle limit a test can wait for.
+REALTIME = {"max_sessions": 4, "idle_timeout_s": 10}

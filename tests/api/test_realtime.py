@@ -18,7 +18,7 @@ import openai
 import pytest
 import websockets
 
-from tests.api.settings import REALTIME_MAX_SESSIONS
+from tests.api.settings import REALTIME
 from tests.support import SAMPLE_WAV, sample_samples, stm_text, word_error_rate
 
 pytestmark = pytest.mark.slow
@@ -325,7 +325,7 @@ def test_past_the_session_limit_a_session_is_refused_and_a_closed_one_frees_its_
         open_ws, refused = [], None
         try:
             # A second Ingress replica (autoscaling) would hold its own sessions: keep opening until refused.
-            for _ in range(2 * REALTIME_MAX_SESSIONS + 1):
+            for _ in range(2 * REALTIME["max_sessions"] + 1):
                 ws = await websockets.connect(ws_url(server, model="whisper-tiny.en"), additional_headers=server.headers())
                 event = json.loads(await ws.recv())
                 if event["type"] == "error":
@@ -347,6 +347,21 @@ def test_past_the_session_limit_a_session_is_refused_and_a_closed_one_frees_its_
     accepted, refused, again = asyncio.run(run())
     assert refused is not None, f"{accepted} sessions were all accepted"
     event, code = refused
-    assert accepted >= REALTIME_MAX_SESSIONS
+    assert accepted >= REALTIME["max_sessions"]
     assert event["error"]["type"] == "server_overloaded" and code == 1013
     assert again["type"] == "session.created"
+
+
+def test_an_idle_session_is_closed_with_an_error_event(server):
+    async def run():
+        async with websockets.connect(ws_url(server, model="whisper-tiny.en"), additional_headers=server.headers()) as ws:
+            await ws.recv()
+            started = time.monotonic()
+            event = json.loads(await asyncio.wait_for(ws.recv(), REALTIME["idle_timeout_s"] + 30))
+            with pytest.raises(websockets.ConnectionClosed):
+                await ws.recv()
+            return event, time.monotonic() - started, ws.close_code
+
+    event, waited, code = asyncio.run(run())
+    assert event["type"] == "error" and event["error"]["code"] == "session_idle"
+    assert waited >= REALTIME["idle_timeout_s"] - 1 and code == 1000

@@ -1,0 +1,194 @@
+"""Realtime sessions under load: N sessions play recorded speech (sample.wav, 30 s) at real-time pace over
+/v1/realtime (Together's dialect, 100 ms chunks, the sessions' starts spread over the first second), for
+each model and each N.
+
+    python -m benchmarks.realtime --config configs/dev.yaml --name dev-cpu-realtime \
+        [--models whisper-tiny.en whisper-base] [--sessions 1 2 4 8 16]
+
+Per model and N it reports, over every turn of every session:
+- finalisation latency: from the moment the turn's last audio (`speech_stopped`'s `audio_end_ms`, padding
+  included) was sent to its `completed` (p50 / p95). It includes the silence the VAD waits for before it
+  closes a turn (min_silence_duration_ms - speech_pad_ms = 250 ms by default);
+- first delta: from the turn's first audio (`speech_started`'s `audio_start_ms`) to its first delta (p50);
+- the lag at the end: from the last chunk (and the commit) to the session's last `completed` (p95);
+- the cores each kind of process kept busy (`measure.cpu_seconds`).
+It prints the largest N whose p95 finalisation latency stays under 2 s, and writes
+benchmarks/results/<name>.json, .md and .png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import websockets
+
+from benchmarks.measure import RATE, clips, cpu_seconds, machine, p95
+from harness.runner import running_app
+
+RESULTS = Path(__file__).resolve().parent / "results"
+CHUNK_S = 0.1
+TARGET_P95_S = 2.0
+
+
+async def one_session(url: str, headers: dict, pcm: bytes, start_after_s: float) -> dict:
+    await asyncio.sleep(start_after_s)
+    events: list[tuple[float, dict]] = []
+    chunk = int(CHUNK_S * RATE) * 2
+    async with websockets.connect(url, additional_headers=headers, max_size=None) as ws:
+        await ws.recv()  # session.created
+
+        async def read() -> None:
+            async for message in ws:
+                events.append((time.monotonic(), json.loads(message)))
+
+        reader = asyncio.ensure_future(read())
+        t0 = time.monotonic()  # audio position p is sent by t0 + p (each chunk at its own time)
+        for i, offset in enumerate(range(0, len(pcm), chunk)):
+            await ws.send(json.dumps({"type": "input_audio_buffer.append",
+                                      "audio": base64.b64encode(pcm[offset : offset + chunk]).decode()}))
+            await asyncio.sleep(max(0.0, t0 + (i + 1) * CHUNK_S - time.monotonic()))
+        await ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
+        sent = time.monotonic()
+        deadline = sent + 300
+        while time.monotonic() < deadline and not _answered([e for _, e in events]):
+            await asyncio.sleep(0.05)
+        reader.cancel()
+    return {"t0": t0, "sent": sent, "events": events}
+
+
+def _answered(events: list[dict]) -> bool:
+    started = {e["item_id"] for e in events if e["type"] == "input_audio_buffer.speech_started"}
+    done = {e["item_id"] for e in events if e["type"].startswith("conversation.item.input_audio_transcription.")
+            and not e["type"].endswith(".delta")}
+    # (the last commit closes the open turn, or answers an error when none is open)
+    return started <= done and (bool(started) or any(e["type"] == "error" for e in events))
+
+
+def turns(session: dict) -> tuple[list[float], list[float], float, int]:
+    """(finalisation latencies, first-delta latencies, lag at the end, failed items) of one session."""
+    t0, events = session["t0"], session["events"]
+    end_at, start_at, first_delta, done_at, failed = {}, {}, {}, {}, 0
+    for t, e in events:
+        kind, item = e["type"], e.get("item_id")
+        if kind == "input_audio_buffer.speech_started":
+            start_at[item] = t0 + e["audio_start_ms"] / 1000
+        elif kind == "input_audio_buffer.speech_stopped":
+            end_at[item] = t0 + e["audio_end_ms"] / 1000
+        elif kind.endswith("transcription.delta"):
+            first_delta.setdefault(item, t)
+        elif kind.endswith("transcription.completed"):
+            done_at[item] = t
+        elif kind.endswith("transcription.failed"):
+            failed += 1
+    final = [done_at[i] - end_at[i] for i in done_at if i in end_at]
+    first = [first_delta[i] - start_at[i] for i in first_delta if i in start_at]
+    lag = max(done_at.values(), default=session["sent"]) - session["sent"]
+    return final, first, lag, failed
+
+
+def level(url: str, headers: dict, pcm: bytes, n: int) -> dict:
+    async def run() -> list[dict]:
+        return await asyncio.gather(*(one_session(url, headers, pcm, i / n) for i in range(n)))
+
+    cpu_before, start = cpu_seconds(), time.perf_counter()
+    sessions = asyncio.run(run())
+    wall = time.perf_counter() - start
+    cpu_after = cpu_seconds()
+    cores = {k: round((v - cpu_before.get(k, 0.0)) / wall, 2) for k, v in cpu_after.items()}
+    cores = {k: v for k, v in sorted(cores.items(), key=lambda kv: -kv[1]) if v >= 0.02}
+    final, first, lags, failed = [], [], [], 0
+    for s in sessions:
+        f, d, lag, bad = turns(s)
+        final += f
+        first += d
+        lags.append(lag)
+        failed += bad
+    return {
+        "sessions": n, "turns": len(final), "failed": failed,
+        "final_p50_s": round(statistics.median(final), 3) if final else None,
+        "final_p95_s": round(p95(final), 3) if final else None,
+        "first_delta_p50_s": round(statistics.median(first), 3) if first else None,
+        "end_lag_p95_s": round(p95(lags), 3),
+        "cores_busy": {"total": round(sum(cores.values()), 2), **cores},
+    }
+
+
+def report(r: dict, path: Path) -> None:
+    lines = [f"# {r['name']}", "", f"{r['machine']}; {r['config']}; sample.wav (30 s) per session at 1x, "
+             f"{CHUNK_S * 1000:.0f} ms chunks, Together's default turn detection", "",
+             "| model | sessions | turns | final p50 | final p95 | first delta p50 | end lag p95 | cores busy |",
+             "|---|---|---|---|---|---|---|---|"]
+    for model, by_n in r["models"].items():
+        for lv in by_n["levels"]:
+            lines.append(f"| {model} | {lv['sessions']} | {lv['turns']} | {lv['final_p50_s']} s | "
+                         f"{lv['final_p95_s']} s | {lv['first_delta_p50_s']} s | {lv['end_lag_p95_s']} s | "
+                         f"{lv['cores_busy']['total']} |")
+    lines.append("")
+    for model, by_n in r["models"].items():
+        lines.append(f"- {model}: the largest N with p95 finalisation under {TARGET_P95_S:g} s: "
+                     f"{by_n['max_sessions_under_target']}")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def plot(r: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for model, by_n in r["models"].items():
+        xs = [lv["sessions"] for lv in by_n["levels"]]
+        ax.plot(xs, [lv["final_p95_s"] for lv in by_n["levels"]], marker="o", label=f"{model} p95")
+        ax.plot(xs, [lv["final_p50_s"] for lv in by_n["levels"]], marker=".", linestyle=":", label=f"{model} p50")
+    ax.axhline(TARGET_P95_S, linestyle="--", color="gray", label=f"{TARGET_P95_S:g} s")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("concurrent realtime sessions (1x real time)")
+    ax.set_ylabel("end of turn -> completed (s)")
+    ax.set_title(f"{r['name']}: {r['machine']}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", type=Path, default=Path("configs/dev.yaml"))
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--models", nargs="+", default=["whisper-tiny.en", "whisper-base"])
+    parser.add_argument("--sessions", nargs="+", type=int, default=[1, 2, 4, 8, 16])
+    args = parser.parse_args()
+    samples = clips()["30s"]
+    pcm = np.clip(np.round(samples * 32768), -32768, 32767).astype("<i2").tobytes()
+    result = {"name": args.name, "machine": machine(), "config": str(args.config), "models": {}}
+
+    def config(c: dict) -> None:  # room for the largest level on one Ingress replica
+        c["applications"][0]["args"].setdefault("realtime", {})["max_sessions"] = max(64, max(args.sessions))
+
+    with tempfile.TemporaryDirectory() as tmp, running_app(Path(tmp), config, config_file=args.config) as srv:
+        for model in args.models:
+            url = srv.base_url.replace("http", "ws", 1) + f"/realtime?model={model}&input_audio_format=pcm_s16le_16000"
+            levels = []
+            for n in args.sessions:
+                lv = level(url, srv.headers(), pcm, n)
+                print(f"{model} N={n}: {json.dumps(lv)}", flush=True)
+                levels.append(lv)
+            under = [lv["sessions"] for lv in levels if lv["final_p95_s"] is not None and lv["final_p95_s"] < TARGET_P95_S]
+            result["models"][model] = {"levels": levels, "max_sessions_under_target": max(under, default=0)}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=2))
+    report(result, RESULTS / f"{args.name}.md")
+    plot(result, RESULTS / f"{args.name}.png")
+    print((RESULTS / f"{args.name}.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
