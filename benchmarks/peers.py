@@ -92,6 +92,20 @@ PEERS = {peer.name: peer for peer in (
 )}
 
 
+def whisper_live_realtime(ws_port: int, batch: bool) -> Peer:
+    """whisper-live's own realtime WebSocket server (its venv, another launcher) on `ws_port`; the `port` the
+    harness checks is its /health."""
+    def command(python: Path, model: Path, port: int, threads: int, batch_size: int, work: Path) -> list[str]:
+        return [str(python), str(LAUNCHERS / "whisper_live_ws.py"), "--model", str(model), "--port", str(ws_port),
+                "--health-port", str(port)] + (["--batch"] if batch else [])
+
+    base = PEERS["whisper-live"]
+    return Peer(name=base.name, requirement=base.requirement, apt_hint=base.apt_hint, command=command,
+                model_field=base.model_field, model_value=base.model_value,
+                notes="its realtime protocol: float32/int16 frames, its own Silero VAD per client, segments "
+                      "re-sent until `completed`" + ("; cross-client batching on" if batch else ""))
+
+
 def ensure_venv(peer: Peer) -> Path:
     """The peer's venv python, installing the peer first if needed."""
     venv = PEERS_DIR / peer.name
@@ -143,8 +157,10 @@ LOOPBACK = {"0100007F", "00000000000000000000000001000000"}  # 127.0.0.1 and ::1
 
 
 @contextlib.contextmanager
-def start_peer(name: str, model: Path, cpu_threads: int, batch_size: int, log_dir: Path) -> Iterator[PeerServer]:
-    peer = PEERS[name]
+def start_peer(name: str | Peer, model: Path, cpu_threads: int, batch_size: int, log_dir: Path) -> Iterator[PeerServer]:
+    """`name`: one of PEERS, or a Peer (another launcher of one of their venvs)."""
+    peer = PEERS[name] if isinstance(name, str) else name
+    name = peer.name
     python = ensure_venv(peer)
     port = free_port()
     log = log_dir / f"{name}.log"

@@ -25,13 +25,17 @@ import json
 import statistics
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
 import websockets
+import yaml
 
-from benchmarks.measure import RATE, clips, cpu_seconds, machine, p95
-from harness.runner import running_app
+from benchmarks.measure import RATE, clips, cpu_seconds, machine, model_dir, p95
+from benchmarks.peers import start_peer, whisper_live_realtime
+from harness.runner import free_port, running_app
+from serve_app.config import AppConfig
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CHUNK_S = 0.1
@@ -72,6 +76,52 @@ def _answered(events: list[dict]) -> bool:
     return started <= done and (bool(started) or any(e["type"] == "error" for e in events))
 
 
+async def whisper_live_session(url: str, model: str, pcm: bytes, start_after_s: float) -> dict:
+    """The same audio over whisper-live's own protocol: JSON options, int16 frames, END_OF_AUDIO; it sends
+    the last segments again with every update, each `completed` once final."""
+    await asyncio.sleep(start_after_s)
+    events: list[tuple[float, dict]] = []
+    chunk = int(CHUNK_S * RATE) * 2
+    async with websockets.connect(url, max_size=None) as ws:
+        await ws.send(json.dumps({"uid": uuid.uuid4().hex, "language": "en", "task": "transcribe", "model": model,
+                                  "use_vad": True, "send_last_n_segments": 10, "audio_format": "int16"}))
+        while True:
+            message = json.loads(await ws.recv())
+            if message.get("message") == "SERVER_READY":
+                break
+            if message.get("status") in ("WAIT", "ERROR"):
+                raise RuntimeError(f"whisper-live refused a session: {message}")
+
+        async def read() -> None:
+            async for m in ws:
+                events.append((time.monotonic(), json.loads(m)))
+
+        reader = asyncio.ensure_future(read())
+        t0 = time.monotonic()
+        for i, offset in enumerate(range(0, len(pcm), chunk)):
+            await ws.send(pcm[offset : offset + chunk])
+            await asyncio.sleep(max(0.0, t0 + (i + 1) * CHUNK_S - time.monotonic()))
+        await ws.send(b"END_OF_AUDIO")
+        sent = time.monotonic()
+        # It has no end-of-stream answer: wait until it has been quiet for 5 s (at most 120 s).
+        while time.monotonic() < sent + 120 and time.monotonic() - max([sent] + [t for t, _ in events]) < 5:
+            await asyncio.sleep(0.1)
+        reader.cancel()
+    return {"t0": t0, "sent": sent, "events": events}
+
+
+def whisper_live_turns(session: dict) -> tuple[list[float], list[float], float, int]:
+    t0, first_seen, done = session["t0"], {}, {}
+    for t, message in session["events"]:
+        for seg in message.get("segments", []):
+            key = seg["start"]
+            first_seen.setdefault(key, t - (t0 + float(seg["start"])))
+            if seg.get("completed") and key not in done:
+                done[key] = t - (t0 + float(seg["end"]))
+    last = max([t for t, m in session["events"] if m.get("segments")], default=session["sent"])
+    return list(done.values()), list(first_seen.values()), last - session["sent"], 0
+
+
 def turns(session: dict) -> tuple[list[float], list[float], float, int]:
     """(finalisation latencies, first-delta latencies, lag at the end, failed items) of one session."""
     t0, events = session["t0"], session["events"]
@@ -94,8 +144,11 @@ def turns(session: dict) -> tuple[list[float], list[float], float, int]:
     return final, first, lag, failed
 
 
-def level(url: str, headers: dict, pcm: bytes, n: int) -> dict:
+def level(url: str, headers: dict, pcm: bytes, n: int, peer_model: str | None = None) -> dict:
+    """`peer_model`: the sessions go to whisper-live (its protocol, that model directory) instead."""
     async def run() -> list[dict]:
+        if peer_model is not None:
+            return await asyncio.gather(*(whisper_live_session(url, peer_model, pcm, i / n) for i in range(n)))
         return await asyncio.gather(*(one_session(url, headers, pcm, i / n) for i in range(n)))
 
     cpu_before, start = cpu_seconds(), time.perf_counter()
@@ -106,7 +159,7 @@ def level(url: str, headers: dict, pcm: bytes, n: int) -> dict:
     cores = {k: v for k, v in sorted(cores.items(), key=lambda kv: -kv[1]) if v >= 0.02}
     final, first, lags, failed = [], [], [], 0
     for s in sessions:
-        f, d, lag, bad = turns(s)
+        f, d, lag, bad = (turns if peer_model is None else whisper_live_turns)(s)
         final += f
         first += d
         lags.append(lag)
@@ -165,6 +218,9 @@ def main() -> None:
     parser.add_argument("--name", required=True)
     parser.add_argument("--models", nargs="+", default=["whisper-tiny.en", "whisper-base"])
     parser.add_argument("--sessions", nargs="+", type=int, default=[1, 2, 4, 8, 16])
+    parser.add_argument("--whisper-live", nargs="*", default=[], choices=["plain", "batch"],
+                        help="also measure whisper-live 0.10.0's realtime server: one model per client process "
+                             "call (plain) and/or its cross-client batching (batch)")
     args = parser.parse_args()
     samples = clips()["30s"]
     pcm = np.clip(np.round(samples * 32768), -32768, 32767).astype("<i2").tobytes()
@@ -183,6 +239,23 @@ def main() -> None:
                 levels.append(lv)
             under = [lv["sessions"] for lv in levels if lv["final_p95_s"] is not None and lv["final_p95_s"] < TARGET_P95_S]
             result["models"][model] = {"levels": levels, "max_sessions_under_target": max(under, default=0)}
+    app = AppConfig.model_validate(yaml.safe_load(args.config.read_text())["applications"][0]["args"])
+    for variant in args.whisper_live:
+        for model in args.models:
+            directory = model_dir(app.resolve_model(model))
+            ws_port = free_port()
+            with tempfile.TemporaryDirectory() as tmp, start_peer(whisper_live_realtime(ws_port, variant == "batch"),
+                                                                  directory, 2, 8, Path(tmp)):
+                levels = []
+                for n in args.sessions:
+                    lv = level(f"ws://127.0.0.1:{ws_port}", {}, pcm, n, peer_model=str(directory))
+                    print(f"whisper-live ({variant}) {model} N={n}: {json.dumps(lv)}", flush=True)
+                    levels.append(lv)
+                    if lv["final_p95_s"] is None or lv["final_p95_s"] > 10 * TARGET_P95_S:
+                        break  # far past the target: the larger levels would only take long
+            under = [lv["sessions"] for lv in levels if lv["final_p95_s"] is not None and lv["final_p95_s"] < TARGET_P95_S]
+            result["models"][f"whisper-live ({variant}) {model}"] = {"levels": levels,
+                                                                   "max_sessions_under_target": max(under, default=0)}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=2))
     report(result, RESULTS / f"{args.name}.md")
