@@ -185,11 +185,11 @@ class WhisperBackend:
     def decode(self, windows: Sequence[Window]) -> list[WindowResult]:
         # CTranslate2 needs <|startoftranscript|> at the same position in every item and the same task tokens
         # after it (<|notimestamps|> is one), so items with prompts of different lengths, or with and without
-        # timestamps, go in separate generate calls (most have no prompt).
+        # timestamps, go in separate generate calls (most have no prompt); so do previews (greedy).
         prompts = [list(w.options.prompt_tokens) for w in windows]
-        groups: dict[tuple[int, bool], list[int]] = defaultdict(list)
+        groups: dict[tuple[int, bool, bool], list[int]] = defaultdict(list)
         for i, (w, prev) in enumerate(zip(windows, prompts)):
-            groups[(len(prev), w.options.timestamps)].append(i)
+            groups[(len(prev), w.options.timestamps, w.options.preview)].append(i)
         results: list[Optional[WindowResult]] = [None] * len(windows)
         for idx in groups.values():
             for i, res in zip(idx, self._decode_group([windows[i] for i in idx], [prompts[i] for i in idx])):
@@ -245,9 +245,12 @@ class WhisperBackend:
         ]
 
     def _generate_with_fallback(self, features, encoded, prompts, tokenizers, windows) -> list[_Attempt]:
-        """Whisper's temperature fallback, judged per window, run batched per temperature."""
+        """Whisper's temperature fallback, judged per window, run batched per temperature. Previews (all or
+        none of `windows`) are one greedy pass."""
         d = self.decoding
         n = len(windows)
+        if windows[0].options.preview:
+            return self._generate(encoded, prompts, tokenizers, 0.0, beam_size=1)
         temps = [w.options.temperature for w in windows]
         tried: list[list[_Attempt]] = [[] for _ in range(n)]
         chosen: list[Optional[_Attempt]] = [None] * n
@@ -273,14 +276,15 @@ class WhisperBackend:
                         chosen[i] = att
         return chosen  # type: ignore[return-value]
 
-    def _generate(self, source, prompts, tokenizers, temperature: float) -> list[_Attempt]:
+    def _generate(self, source, prompts, tokenizers, temperature: float,
+                  beam_size: Optional[int] = None) -> list[_Attempt]:
         d = self.decoding
         if temperature > 0:
             # Sampling: fixed seed so that the same request gives the same text.
             ctranslate2.set_random_seed(1234)
             kwargs = dict(beam_size=1, num_hypotheses=d.best_of, sampling_topk=0, sampling_temperature=temperature)
         else:
-            kwargs = dict(beam_size=d.beam_size)
+            kwargs = dict(beam_size=beam_size or d.beam_size)
         results = self.model.model.generate(
             source,
             prompts,

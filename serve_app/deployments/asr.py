@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from typing import Any, AsyncIterator
 
 import numpy as np
@@ -75,6 +76,8 @@ class WhisperASR:
     async def transcribe_live(self, samples: np.ndarray, options: DecodeOptions, partial: bool) -> str:
         """A realtime session's speech segment -> its text, through the same batches as file windows."""
         self.backend.policy.check(options)
+        # Only the text is sent: no timestamp rules in the decoder. A partial is a greedy preview.
+        options = replace(options, timestamps=False, preview=partial)
         if len(samples) > LIVE_WINDOW_S * SAMPLE_RATE:
             windows = await run_stoppable(self.backend.split, samples, options)
         else:

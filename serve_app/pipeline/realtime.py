@@ -20,6 +20,7 @@ import base64
 import binascii
 import json
 import logging
+import time
 import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any, Awaitable, Callable, Literal, Mapping, Optional
@@ -322,6 +323,7 @@ class RealtimeSession:
         self._last_done: Optional[asyncio.Future] = None  # the previous item's completion was sent
         self._last_item: Optional[str] = None
         self._item: Optional[_Item] = None
+        self._partial_cost = 0.0  # seconds the last preview took, queueing included
         self._closed = False
         self._reset_audio()
 
@@ -481,7 +483,10 @@ class RealtimeSession:
         if item is None or item.closed or (item.partial is not None and not item.partial.done()):
             return
         current = self._segmenter.current() if self._segmenter is not None else None
-        if current is None or len(current) - item.decoded_at < self.limits.partial_interval_s * SAMPLE_RATE:
+        # Under load a preview takes longer: wait for twice its last round trip in new audio, so that previews
+        # never take more than about half of what the ASR has left (finals go first anyway).
+        interval = max(self.limits.partial_interval_s, 2 * self._partial_cost)
+        if current is None or len(current) - item.decoded_at < interval * SAMPLE_RATE:
             return
         item.decoded_at = len(current)
         item.partial = self._spawn(self._partial(item, current))
@@ -489,10 +494,12 @@ class RealtimeSession:
     # -- transcripts out --
 
     async def _partial(self, item: _Item, samples: np.ndarray) -> None:
+        started = time.monotonic()
         try:
             text = await self._transcribe(self.settings.model, samples, self.settings.options(), True)
         except Exception:  # noqa: BLE001 - a failed partial is dropped; the final decode reports failures
             return
+        self._partial_cost = time.monotonic() - started
         if item.closed:
             return
         delta = item.prefix.update(words_of(text))

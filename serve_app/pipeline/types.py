@@ -51,6 +51,9 @@ class DecodeOptions:
     # without CTranslate2's timestamp rules, which check every hypothesis at every step one by one (on a GPU
     # they dominate a beam step: benchmarks/README.md, GPU), and each window comes back as one segment.
     timestamps: bool = True
+    # A preview of a live turn that is still growing (its partial deltas): greedy, without the temperature
+    # fallback. It is thrown away once the turn's final decode (beam search, fallback) comes.
+    preview: bool = False
 
 
 @dataclass

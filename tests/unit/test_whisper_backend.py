@@ -57,3 +57,24 @@ def test_the_prompt_is_tokenized_once_per_request_not_per_window(backend, monkey
     assert all(w.options.prompt_tokens == tokens for w in windows)
     results = backend.decode(windows[:2])
     assert calls == [prompt] and len(results) == 2
+
+
+def test_a_live_preview_is_greedy_and_shares_the_batch_with_finals(backend, monkeypatch):
+    """Partial decodes of a growing live turn (preview) run greedily, without the temperature fallback, in
+    their own generate call of the same batch; the final decode keeps beam search."""
+    turn = sample_samples()[16_000 * 6 : 16_000 * 11]
+    beams = []
+    generate = backend._generate
+
+    def spy(source, prompts, tokenizers, temperature, beam_size=None):
+        beams.append((len(prompts), beam_size or backend.decoding.beam_size))
+        return generate(source, prompts, tokenizers, temperature, beam_size=beam_size)
+
+    monkeypatch.setattr(backend, "_generate", spy)
+    final = backend.live_window(turn, DecodeOptions(timestamps=False))
+    preview = backend.live_window(turn, DecodeOptions(timestamps=False, preview=True))
+    results = backend.decode([final, preview, preview])
+    assert sorted(beams) == [(1, backend.decoding.beam_size), (2, 1)]
+    assert all(r.batch_size == 3 for r in results)
+    texts = [" ".join(s.text for s in r.segments) for r in results]
+    assert "hello" in texts[0].lower() and word_error_rate(texts[0], texts[1]) <= 0.3
