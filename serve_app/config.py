@@ -69,6 +69,10 @@ class BatchConfig(_Strict):
     # ahead of the rest of a long file, which later requests cannot slow below real time. 0: first come,
     # first served.
     pace_s_per_audio_s: float = Field(1.0, ge=0, le=100)
+    # Realtime windows go first, but while file windows wait they take at most this share of the model's
+    # recent time (pipeline/admission.py): on a saturated replica, sessions cannot starve file requests.
+    # 1: live always first.
+    live_share: float = Field(0.5, ge=0, le=1)
 
 
 class LimitsConfig(_Strict):

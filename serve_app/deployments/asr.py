@@ -58,15 +58,16 @@ class WhisperASR:
             self.backend.decode,
             max_batch_size=defaults.max_batch_size,
             batch_wait_s=defaults.batch_wait_timeout_s,
+            live_share=defaults.live_share,
             on_batch=self._batch_size.observe,
         )
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         cfg = BatchConfig.model_validate(user_config or {})
-        self._admission.configure(cfg.max_batch_size, cfg.batch_wait_timeout_s)
+        self._admission.configure(cfg.max_batch_size, cfg.batch_wait_timeout_s, cfg.live_share)
         self._pace = cfg.pace_s_per_audio_s
-        logger.info("%s: batches of up to %d, wait %.3fs, pace %.2f", self.model_name, cfg.max_batch_size,
-                    cfg.batch_wait_timeout_s, cfg.pace_s_per_audio_s)
+        logger.info("%s: batches of up to %d, wait %.3fs, pace %.2f, live share %.2f", self.model_name,
+                    cfg.max_batch_size, cfg.batch_wait_timeout_s, cfg.pace_s_per_audio_s, cfg.live_share)
 
     async def transcribe(self, audio: Audio, options: DecodeOptions) -> Transcript:
         """The whole transcript in one answer."""
@@ -83,7 +84,7 @@ class WhisperASR:
         else:
             windows = [self.backend.live_window(samples, options)]
         due = time.monotonic() + (PARTIAL_DELAY_S if partial else 0.0)
-        results = [r async for r in self._admission.in_order([(due, w) for w in windows])]
+        results = [r async for r in self._admission.in_order([(due, w) for w in windows], live=True)]
         if not partial:
             self._audio_seconds.inc(len(samples) / SAMPLE_RATE)
         return "".join(s.text for r in results for s in r.segments).strip()

@@ -8,7 +8,10 @@ only place that decides what runs next, so:
   yet never more than `pace` times real time behind its own arrival;
 - a window whose caller has gone (its future cancelled) is dropped before it reaches the model;
 - a window that must go first (live audio) enters with a near due time;
-- the batch size and the wait for a batch to fill apply from the next batch on when changed.
+- the batch size and the wait for a batch to fill apply from the next batch on when changed;
+- live windows (realtime sessions) go first, yet while file windows wait they get at most `live_share` of
+  the model's recent time: on a saturated machine live audio cannot starve file requests (nor can they
+  starve it: a file window only goes first when it is due first).
 
 The wait works like Serve's `@serve.batch`: a batch that is not full waits until its oldest window has
 waited `batch_wait_s`, so a lone request is not held longer than that, and windows that queued while the
@@ -23,6 +26,7 @@ import asyncio
 import heapq
 import itertools
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Callable, Generic, Optional, Sequence, TypeVar
@@ -31,6 +35,10 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 logger = logging.getLogger(__name__)
+
+# The model time that `live_share` compares is a moving sum that halves every this many seconds: recent
+# enough to react within a few batches, long enough to span several (a CPU batch takes seconds).
+SHARE_HALF_LIFE_S = 10.0
 
 
 def due_at(arrival: float, audio_end_s: float, pace: float) -> float:
@@ -48,6 +56,7 @@ class _Entry(Generic[T]):
     arrived: float = field(compare=False)
     item: T = field(compare=False)
     future: asyncio.Future = field(compare=False)
+    live: bool = field(default=False, compare=False)
 
 
 class BatchAdmission(Generic[T, R]):
@@ -60,6 +69,7 @@ class BatchAdmission(Generic[T, R]):
         *,
         max_batch_size: int = 8,
         batch_wait_s: float = 0.05,
+        live_share: float = 1.0,
         on_batch: Optional[Callable[[int], None]] = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -72,13 +82,17 @@ class BatchAdmission(Generic[T, R]):
         self._loop_task: Optional[asyncio.Task] = None
         self.max_batch_size = 1
         self.batch_wait_s = 0.0
-        self.configure(max_batch_size, batch_wait_s)
+        self.live_share = 1.0
+        self._model_time = {True: 0.0, False: 0.0}  # live / other: decayed seconds of model time
+        self._model_time_at = clock()
+        self.configure(max_batch_size, batch_wait_s, live_share)
 
-    def configure(self, max_batch_size: int, batch_wait_s: float) -> None:
-        if max_batch_size < 1 or batch_wait_s < 0:
-            raise ValueError("max_batch_size must be >= 1 and batch_wait_s >= 0")
+    def configure(self, max_batch_size: int, batch_wait_s: float, live_share: float = 1.0) -> None:
+        if max_batch_size < 1 or batch_wait_s < 0 or not 0 <= live_share <= 1:
+            raise ValueError("max_batch_size must be >= 1, batch_wait_s >= 0 and live_share in [0, 1]")
         self.max_batch_size = max_batch_size
         self.batch_wait_s = batch_wait_s
+        self.live_share = live_share
         self._poke()  # a batch waiting to fill is decided again with the new figures
 
     @property
@@ -86,27 +100,39 @@ class BatchAdmission(Generic[T, R]):
         """Items waiting whose caller is still there."""
         return sum(1 for e in self._heap if not e.future.done())
 
-    def submit(self, item: T, due: float) -> asyncio.Future:
+    def submit(self, item: T, due: float, live: bool = False) -> asyncio.Future:
         """Queue one item; its future gets the item's result (or the batch's exception). Cancelling the
-        future withdraws the item if its batch has not started."""
+        future withdraws the item if its batch has not started. `live`: a realtime window (`live_share`)."""
         loop = asyncio.get_running_loop()
         if self._loop_task is None or self._loop_task.done():
             self._wake = asyncio.Event()
             self._loop_task = loop.create_task(self._serve())
         future = loop.create_future()
-        heapq.heappush(self._heap, _Entry(due, next(self._seq), self._clock(), item, future))
+        heapq.heappush(self._heap, _Entry(due, next(self._seq), self._clock(), item, future, live))
         self._poke()
         return future
 
-    async def run(self, items: Sequence[tuple[float, T]]) -> list[R]:
+    async def run(self, items: Sequence[tuple[float, T]], live: bool = False) -> list[R]:
         """Queue (due, item) pairs and wait for all their results."""
-        return [result async for result in self.in_order(items)]
+        return [result async for result in self.in_order(items, live)]
 
-    async def in_order(self, items: Sequence[tuple[float, T]]) -> AsyncIterator[R]:
+    def live_time_share(self) -> float:
+        """The live windows' share of the model's recent time (0 when it has been idle)."""
+        self._decay()
+        total = self._model_time[True] + self._model_time[False]
+        return self._model_time[True] / total if total > 0 else 0.0
+
+    def _decay(self) -> None:
+        now = self._clock()
+        factor = math.exp(-math.log(2) * (now - self._model_time_at) / SHARE_HALF_LIFE_S)
+        self._model_time = {k: v * factor for k, v in self._model_time.items()}
+        self._model_time_at = now
+
+    async def in_order(self, items: Sequence[tuple[float, T]], live: bool = False) -> AsyncIterator[R]:
         """Queue (due, item) pairs and yield their results in the items' order, each as soon as it and the
         ones before it are done. Cancelled or closed early (the request went away, an item failed), it
         withdraws those of its items that have not started."""
-        futures = [self.submit(item, due) for due, item in items]
+        futures = [self.submit(item, due, live) for due, item in items]
         try:
             for future in futures:
                 yield await future
@@ -137,7 +163,16 @@ class BatchAdmission(Generic[T, R]):
             wait = min(e.arrived for e in self._heap) + self.batch_wait_s - self._clock()
             if wait > 0:
                 return None, wait
-        return [heapq.heappop(self._heap) for _ in range(min(self.max_batch_size, len(self._heap)))], None
+        size = min(self.max_batch_size, len(self._heap))
+        kinds = {e.live for e in self._heap}
+        if len(kinds) == 2 and self.live_time_share() > self.live_share:
+            # Live audio has had its share: the file windows waiting go first, by due time.
+            batch = sorted(self._heap, key=lambda e: (e.live, e))[:size]
+            taken = {id(e) for e in batch}
+            self._heap = [e for e in self._heap if id(e) not in taken]
+            heapq.heapify(self._heap)
+            return batch, None
+        return [heapq.heappop(self._heap) for _ in range(size)], None
 
     async def _serve(self) -> None:
         assert self._wake is not None
@@ -155,6 +190,7 @@ class BatchAdmission(Generic[T, R]):
     async def _run(self, batch: list[_Entry[T]]) -> None:
         if self._on_batch is not None:
             self._on_batch(len(batch))
+        started = self._clock()
         try:
             # The model call blocks for seconds: keep it off the event loop. A caller that leaves now
             # does not stop it (the batch's other items need it); its result is dropped.
@@ -170,3 +206,10 @@ class BatchAdmission(Generic[T, R]):
             for e, result in zip(batch, results):
                 if not e.future.done():
                     e.future.set_result(result)
+        finally:
+            # the batch's time, split between live and other windows by their number in it
+            self._decay()
+            spent = self._clock() - started
+            live = sum(e.live for e in batch)
+            self._model_time[True] += spent * live / len(batch)
+            self._model_time[False] += spent * (len(batch) - live) / len(batch)

@@ -302,3 +302,48 @@ def test_a_stream_closed_early_withdraws_its_waiting_items():
         assert model.batches == [["a"], ["b"], ["next"]]
 
     run(main())
+
+
+def _order_under_load(live_share: float) -> list[str]:
+    """20 live and 20 file items queued at once, one per batch, each batch taking 1 s of a fake clock:
+    the order the model saw them in."""
+    now = [0.0]
+    seen: list[str] = []
+
+    def model(items: list[str]) -> list[str]:
+        seen.extend(items)
+        now[0] += 1.0
+        return items
+
+    async def main():
+        admission = BatchAdmission(model, max_batch_size=1, batch_wait_s=0.0, live_share=live_share,
+                                   clock=lambda: now[0])
+        futures = [admission.submit(f"live{i}", due=0.0, live=True) for i in range(20)]
+        futures += [admission.submit(f"file{i}", due=100.0) for i in range(20)]
+        await asyncio.gather(*futures)
+        return admission.live_time_share()
+
+    share = run(main())
+    assert 0 < share < 1
+    return seen
+
+
+def test_live_windows_take_at_most_their_share_while_file_windows_wait():
+    """Live windows are due first, yet with live_share 0.5 the file windows get every other batch while
+    both wait; with 1 (live always first) no file window runs before the last live one."""
+    order = _order_under_load(0.5)
+    assert order[0] == "live0"  # an idle model: live first
+    files_early = sum(name.startswith("file") for name in order[:20])
+    assert 9 <= files_early <= 11, order
+    # each kind keeps its own due order
+    assert [n for n in order if n.startswith("live")] == [f"live{i}" for i in range(20)]
+    assert [n for n in order if n.startswith("file")] == [f"file{i}" for i in range(20)]
+    assert _order_under_load(1.0)[:20] == [f"live{i}" for i in range(20)]
+
+
+def test_live_share_is_validated_and_live_tunable():
+    admission = BatchAdmission(lambda items: items, live_share=0.5)
+    admission.configure(4, 0.01, 0.25)
+    assert admission.live_share == 0.25
+    with pytest.raises(ValueError):
+        admission.configure(4, 0.01, 1.5)
