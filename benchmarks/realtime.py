@@ -10,8 +10,13 @@ Per model and N it reports, over every turn of every session:
   included) was sent to its `completed` (p50 / p95). It includes the silence the VAD waits for before it
   closes a turn (min_silence_duration_ms - speech_pad_ms = 250 ms by default);
 - first delta: from the turn's first audio (`speech_started`'s `audio_start_ms`) to its first delta (p50);
+- closed to completed: from the moment `speech_stopped` reached the client to `completed` (p95): the ASR's
+  share alone. A turn that VAD splits at max_speech_duration_s (5 s by default) ends at its last pause, which
+  may be seconds before the split is decided; the first figure counts that wait, this one does not;
 - the lag at the end: from the last chunk (and the commit) to the session's last `completed` (p95);
 - the cores each kind of process kept busy (`measure.cpu_seconds`).
+- with `--files C`: file requests (the 30 s clip, our HTTP API, C at a time) alone for a minute, then running
+  all along levels of `--files-with` sessions: their audio seconds per second beside and without sessions.
 It prints the largest N whose p95 finalisation latency stays under 2 s, and writes
 benchmarks/results/<name>.json, .md and .png.
 """
@@ -24,17 +29,19 @@ import base64
 import json
 import statistics
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
 
+import httpx
 import numpy as np
 import websockets
 import yaml
 
 from benchmarks.measure import RATE, clips, cpu_seconds, machine, model_dir, p95
 from benchmarks.peers import start_peer, whisper_live_realtime
-from harness.runner import free_port, running_app
+from harness.runner import free_port, running_app, wav_bytes as wav
 from serve_app.config import AppConfig
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -110,7 +117,7 @@ async def whisper_live_session(url: str, model: str, pcm: bytes, start_after_s: 
     return {"t0": t0, "sent": sent, "events": events}
 
 
-def whisper_live_turns(session: dict) -> tuple[list[float], list[float], float, int]:
+def whisper_live_turns(session: dict) -> tuple[list[float], list[float], list[float], float, int]:
     t0, first_seen, done = session["t0"], {}, {}
     for t, message in session["events"]:
         for seg in message.get("segments", []):
@@ -119,19 +126,22 @@ def whisper_live_turns(session: dict) -> tuple[list[float], list[float], float, 
             if seg.get("completed") and key not in done:
                 done[key] = t - (t0 + float(seg["end"]))
     last = max([t for t, m in session["events"] if m.get("segments")], default=session["sent"])
-    return list(done.values()), list(first_seen.values()), last - session["sent"], 0
+    # (its segments have no separate close event: the ASR's share is not told apart)
+    return list(done.values()), list(first_seen.values()), [], last - session["sent"], 0
 
 
-def turns(session: dict) -> tuple[list[float], list[float], float, int]:
-    """(finalisation latencies, first-delta latencies, lag at the end, failed items) of one session."""
+def turns(session: dict) -> tuple[list[float], list[float], list[float], float, int]:
+    """(finalisation latencies, first-delta latencies, closed-to-completed latencies, lag at the end, failed
+    items) of one session."""
     t0, events = session["t0"], session["events"]
-    end_at, start_at, first_delta, done_at, failed = {}, {}, {}, {}, 0
+    end_at, start_at, first_delta, done_at, stopped_seen, failed = {}, {}, {}, {}, {}, 0
     for t, e in events:
         kind, item = e["type"], e.get("item_id")
         if kind == "input_audio_buffer.speech_started":
             start_at[item] = t0 + e["audio_start_ms"] / 1000
         elif kind == "input_audio_buffer.speech_stopped":
             end_at[item] = t0 + e["audio_end_ms"] / 1000
+            stopped_seen[item] = t
         elif kind.endswith("transcription.delta"):
             first_delta.setdefault(item, t)
         elif kind.endswith("transcription.completed"):
@@ -140,55 +150,133 @@ def turns(session: dict) -> tuple[list[float], list[float], float, int]:
             failed += 1
     final = [done_at[i] - end_at[i] for i in done_at if i in end_at]
     first = [first_delta[i] - start_at[i] for i in first_delta if i in start_at]
+    asr = [done_at[i] - stopped_seen[i] for i in done_at if i in stopped_seen]
     lag = max(done_at.values(), default=session["sent"]) - session["sent"]
-    return final, first, lag, failed
+    return final, first, asr, lag, failed
 
 
-def level(url: str, headers: dict, pcm: bytes, n: int, peer_model: str | None = None) -> dict:
-    """`peer_model`: the sessions go to whisper-live (its protocol, that model directory) instead."""
+class FileLoad:
+    """File requests, `concurrency` at a time, from start() until stop(): audio seconds per wall second."""
+
+    def __init__(self, post, payload: bytes, seconds: float, concurrency: int):
+        self.post, self.payload, self.seconds, self.concurrency = post, payload, seconds, concurrency
+        self._stop, self._done, self._threads = threading.Event(), [], []
+
+    def _worker(self) -> None:
+        while not self._stop.is_set():
+            r = self.post(self.payload)
+            if r.status_code != 200:
+                raise RuntimeError(f"file request: {r.status_code}: {r.text[:300]}")
+            self._done.append(time.perf_counter())
+
+    def start(self) -> None:
+        self._start = time.perf_counter()
+        self._threads = [threading.Thread(target=self._worker, daemon=True) for _ in range(self.concurrency)]
+        for t in self._threads:
+            t.start()
+
+    def stop(self) -> float:
+        """Only the requests that ended before stop() was called count (those in flight are waited for)."""
+        end = time.perf_counter()
+        self._stop.set()
+        for t in self._threads:
+            t.join()
+        return round(sum(self.seconds for t in self._done if t <= end) / (end - self._start), 2)
+
+
+def level(url: str, headers: dict, pcm: bytes, n: int, peer_model: str | None = None,
+          files: FileLoad | None = None) -> dict:
+    """`peer_model`: the sessions go to whisper-live (its protocol, that model directory) instead.
+    `files`: file requests run alongside the sessions."""
     async def run() -> list[dict]:
         if peer_model is not None:
             return await asyncio.gather(*(whisper_live_session(url, peer_model, pcm, i / n) for i in range(n)))
         return await asyncio.gather(*(one_session(url, headers, pcm, i / n) for i in range(n)))
 
     cpu_before, start = cpu_seconds(), time.perf_counter()
+    if files is not None:
+        files.start()
     sessions = asyncio.run(run())
+    files_rate = files.stop() if files is not None else None
     wall = time.perf_counter() - start
     cpu_after = cpu_seconds()
     cores = {k: round((v - cpu_before.get(k, 0.0)) / wall, 2) for k, v in cpu_after.items()}
     cores = {k: v for k, v in sorted(cores.items(), key=lambda kv: -kv[1]) if v >= 0.02}
-    final, first, lags, failed = [], [], [], 0
+    final, first, asr, lags, failed = [], [], [], [], 0
     for s in sessions:
-        f, d, lag, bad = (turns if peer_model is None else whisper_live_turns)(s)
+        f, d, a, lag, bad = (turns if peer_model is None else whisper_live_turns)(s)
         final += f
         first += d
+        asr += a
         lags.append(lag)
         failed += bad
     return {
         "sessions": n, "turns": len(final), "failed": failed,
         "final_p50_s": round(statistics.median(final), 3) if final else None,
         "final_p95_s": round(p95(final), 3) if final else None,
+        "closed_to_completed_p95_s": round(p95(asr), 3) if asr else None,
         "first_delta_p50_s": round(statistics.median(first), 3) if first else None,
         "end_lag_p95_s": round(p95(lags), 3),
+        "files_audio_s_per_s": files_rate,
         "cores_busy": {"total": round(sum(cores.values()), 2), **cores},
     }
 
 
+def alongside(srv, model: str, url: str, pcm: bytes, samples: np.ndarray, args) -> dict:
+    """File requests at c=`args.files` alone for a minute, then beside each of `args.files_with` sessions."""
+    payload = wav(samples)
+
+    def post(body: bytes) -> httpx.Response:
+        return srv.post(data={"model": model}, files={"file": ("30s.wav", body)}, timeout=900)
+
+    post(payload).raise_for_status()  # warm
+    files = FileLoad(post, payload, len(samples) / RATE, args.files)
+    files.start()
+    time.sleep(60)
+    alone = files.stop()
+    print(f"{model} files alone at c={args.files}: {alone} audio s/s", flush=True)
+    levels = []
+    for n in args.files_with:
+        lv = level(url, srv.headers(), pcm, n, files=FileLoad(post, payload, len(samples) / RATE, args.files))
+        print(f"{model} N={n} with files at c={args.files}: {json.dumps(lv)}", flush=True)
+        levels.append(lv)
+    return {"concurrency": args.files, "files_alone_audio_s_per_s": alone, "levels": levels}
+
+
 def report(r: dict, path: Path) -> None:
+    header = ["| model | sessions | turns | final p50 | final p95 | closed->completed p95 | first delta p50 | "
+              "end lag p95 | files alongside (audio s/s) | cores busy |", "|---|---|---|---|---|---|---|---|---|---|"]
     lines = [f"# {r['name']}", "", f"{r['machine']}; {r['config']}; sample.wav (30 s) per session at 1x, "
              f"{CHUNK_S * 1000:.0f} ms chunks, Together's default turn detection", "",
-             "| model | sessions | turns | final p50 | final p95 | first delta p50 | end lag p95 | cores busy |",
-             "|---|---|---|---|---|---|---|---|"]
+             *header]
     for model, by_n in r["models"].items():
         for lv in by_n["levels"]:
-            lines.append(f"| {model} | {lv['sessions']} | {lv['turns']} | {lv['final_p50_s']} s | "
-                         f"{lv['final_p95_s']} s | {lv['first_delta_p50_s']} s | {lv['end_lag_p95_s']} s | "
-                         f"{lv['cores_busy']['total']} |")
+            lines.append(_row(model, lv))
     lines.append("")
+    for model, by_n in r["models"].items():
+        if "alongside" not in by_n:
+            continue
+        a = by_n["alongside"]
+        lines += [f"With file requests (the 30 s clip, c={a['concurrency']}) running all along; alone they do "
+                  f"{a['files_alone_audio_s_per_s']} audio s/s ({model}):", "", *header]
+        for lv in a["levels"]:
+            files = lv["files_audio_s_per_s"]
+            lines.append(_row(model, lv, f"{files} ({files / a['files_alone_audio_s_per_s']:.0%} of alone)"))
+        lines.append("")
     for model, by_n in r["models"].items():
         lines.append(f"- {model}: the largest N with p95 finalisation under {TARGET_P95_S:g} s: "
                      f"{by_n['max_sessions_under_target']}")
     path.write_text("\n".join(lines) + "\n")
+
+
+def _row(model: str, lv: dict, files: str = "-") -> str:
+    return (f"| {model} | {lv['sessions']} | {lv['turns']} | {lv['final_p50_s']} s | {lv['final_p95_s']} s | "
+            f"{_s(lv.get('closed_to_completed_p95_s'))} | {lv['first_delta_p50_s']} s | {lv['end_lag_p95_s']} s | "
+            f"{files} | {lv['cores_busy']['total']} |")
+
+
+def _s(value) -> str:
+    return "-" if value is None else f"{value} s"
 
 
 def plot(r: dict, path: Path) -> None:
@@ -221,13 +309,24 @@ def main() -> None:
     parser.add_argument("--whisper-live", nargs="*", default=[], choices=["plain", "batch"],
                         help="also measure whisper-live 0.10.0's realtime server: one model per client process "
                              "call (plain) and/or its cross-client batching (batch)")
+    parser.add_argument("--files", type=int, default=0, metavar="C",
+                        help="then run file requests (the 30 s clip, C at a time) alone, and alongside sessions")
+    parser.add_argument("--files-with", nargs="+", type=int, default=[1, 2, 4], metavar="N",
+                        help="the numbers of sessions that file requests run beside (with --files)")
+    parser.add_argument("--live-share", type=float, default=None,
+                        help="the ASR deployments' live_share (default: the config's)")
     args = parser.parse_args()
     samples = clips()["30s"]
     pcm = np.clip(np.round(samples * 32768), -32768, 32767).astype("<i2").tobytes()
     result = {"name": args.name, "machine": machine(), "config": str(args.config), "models": {}}
 
-    def config(c: dict) -> None:  # room for the largest level on one Ingress replica
+    def config(c: dict) -> None:
+        # room for the largest level on one Ingress replica
         c["applications"][0]["args"].setdefault("realtime", {})["max_sessions"] = max(64, max(args.sessions))
+        for d in c["applications"][0]["deployments"]:
+            d["autoscaling_config"].update(min_replicas=1, max_replicas=1)  # the machine, not the autoscaler
+            if args.live_share is not None and d["name"].startswith("WhisperASR"):
+                d["user_config"]["live_share"] = args.live_share
 
     with tempfile.TemporaryDirectory() as tmp, running_app(Path(tmp), config, config_file=args.config) as srv:
         for model in args.models:
@@ -239,6 +338,8 @@ def main() -> None:
                 levels.append(lv)
             under = [lv["sessions"] for lv in levels if lv["final_p95_s"] is not None and lv["final_p95_s"] < TARGET_P95_S]
             result["models"][model] = {"levels": levels, "max_sessions_under_target": max(under, default=0)}
+            if args.files:
+                result["models"][model]["alongside"] = alongside(srv, model, url, pcm, samples, args)
     app = AppConfig.model_validate(yaml.safe_load(args.config.read_text())["applications"][0]["args"])
     for variant in args.whisper_live:
         for model in args.models:
