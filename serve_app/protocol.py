@@ -338,9 +338,19 @@ class UsageDuration(BaseModel):
 
 
 class TranscriptTextDone(BaseModel):
+    """OpenAI's last event. With response_format=verbose_json (which OpenAI does not stream) it also carries
+    the rest of the verbose_json body, so that one streamed request gives both the deltas and the segments,
+    words and speaker turns (the playground reads them); the SDKs keep fields they do not know."""
+
     type: Literal["transcript.text.done"] = "transcript.text.done"
     text: str
     usage: UsageDuration
+    task: Optional[Task] = None
+    language: Optional[str] = None
+    duration: Optional[float] = None
+    segments: Optional[list[TranscriptionSegment]] = None
+    words: Optional[list[TranscriptionWord]] = None
+    speaker_segments: Optional[list[SpeakerSegment]] = None
 
 
 class StreamError(BaseModel):
@@ -372,5 +382,6 @@ class DeltaText:
         return TranscriptTextDelta(delta=text)
 
 
-def done_event(t: Transcript) -> TranscriptTextDone:
-    return TranscriptTextDone(text=t.text, usage=UsageDuration(seconds=on_wire(t.duration)))
+def done_event(t: Transcript, verbose: Optional[TranscriptionVerbose] = None) -> TranscriptTextDone:
+    body = verbose.model_dump(exclude={"text"}) if verbose is not None else {}
+    return TranscriptTextDone(text=t.text, usage=UsageDuration(seconds=on_wire(t.duration)), **body)

@@ -17,6 +17,7 @@ from ray.serve.handle import DeploymentHandle
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from serve_app import playground as playground_files
 from serve_app.auth import bearer_token, key_matches, realtime_key
 from serve_app.config import AppConfig, api_keys_from_env
 from serve_app.errors import (
@@ -54,6 +55,7 @@ from serve_app.protocol import (
     diarized_json,
     done_event,
     sse,
+    verbose_json,
 )
 
 logger = logging.getLogger("ray.serve")
@@ -215,6 +217,7 @@ class Ingress:
             grace_s=limits.upload_grace_s,
         )
         self._sessions = 0  # realtime sessions open on this replica
+        self._playground = playground_files.load()
         self._keys = [k.encode() for k in api_keys_from_env()]
         if not self._keys:
             logger.warning("SERVE_APP_API_KEYS is not set: the API is open to anyone who can reach it")
@@ -313,6 +316,22 @@ class Ingress:
     @app.get("/healthz", include_in_schema=False)
     async def healthz(self) -> dict:
         return {"status": "ok"}
+
+    # The playground is static and public (it holds no data; its API calls carry the key the user types).
+    @app.get("/", include_in_schema=False)
+    @app.get("/playground", include_in_schema=False)
+    async def playground(self) -> Response:
+        return self._playground_file("index.html")
+
+    @app.get("/playground/{name}", include_in_schema=False)
+    async def playground_asset(self, name: str) -> Response:
+        return self._playground_file(name)
+
+    def _playground_file(self, name: str) -> Response:
+        if name not in self._playground:  # only the package's own files, by exact name
+            raise NotFound(f"No playground file `{name}`.")
+        body, media_type = self._playground[name]
+        return Response(body, media_type=media_type, headers=playground_files.HEADERS)
 
     # -- the one request path --
 
@@ -416,7 +435,9 @@ class Ingress:
                     transcript = await asyncio.wait_for(merged, deadline - time.monotonic())
                     for segment in diarized_json(transcript).segments:
                         yield sse(segment)
-                yield sse(done_event(transcript))
+                verbose = (verbose_json(transcript, words=req.word_granularity)
+                           if req.response_format == "verbose_json" else None)
+                yield sse(done_event(transcript, verbose))
             except Exception as exc:  # noqa: BLE001 - the 200 is sent: the error goes in an event
                 error = self._api_error(exc)
                 body = (envelope(error) if isinstance(error, APIError) else _internal_error(exc))["error"]

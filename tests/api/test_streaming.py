@@ -89,6 +89,26 @@ def test_diarized_json_streams_speaker_segments(server):
     assert " ".join(s.text for s in segments).split() == events[-1].text.split()
 
 
+def test_verbose_json_done_carries_the_verbose_body(server):
+    """verbose_json streams deltas, then a done event with the rest of the verbose body: the same segments,
+    words and speaker turns as the same request without stream (what the playground draws from)."""
+    fields = {"model": "whisper-base", "response_format": "verbose_json", "diarize": "true",
+              "timestamp_granularities[]": ["word", "segment"]}
+    audio = SAMPLE_WAV.read_bytes()
+    response, events = raw_events(server, fields, audio)
+    assert response.status_code == 200, response.text
+    done = events[-1][1]
+    assert done["type"] == "transcript.text.done" and done["usage"]["seconds"] == pytest.approx(30.0, abs=0.05)
+    plain = server.post(data=fields, files={"file": ("a.wav", audio, "audio/wav")})
+    assert plain.status_code == 200, plain.text
+    body = plain.json()
+    for key in ("text", "language", "duration"):
+        assert done[key] == body[key]
+    assert [w["word"] for w in done["words"]] == [w["word"] for w in body["words"]]
+    assert [t["speaker_id"] for t in done["speaker_segments"]] == [t["speaker_id"] for t in body["speaker_segments"]]
+    assert len(done["segments"]) == len(body["segments"]) >= 2
+
+
 @pytest.mark.parametrize("fmt", ["text", "srt", "vtt"])
 def test_stream_with_a_text_format_is_refused(server, fmt):
     response, _ = raw_events(server, {"response_format": fmt}, wav_bytes(sample_samples()[:16000]))

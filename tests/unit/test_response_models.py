@@ -86,7 +86,7 @@ def test_stream_events_parse_as_openais_event_types():
     from openai._models import construct_type
     from openai.types.audio import TranscriptionStreamEvent, TranscriptionTextDeltaEvent, TranscriptionTextSegmentEvent
 
-    from serve_app.protocol import DeltaText, diarized_json, done_event, sse
+    from serve_app.protocol import DeltaText, diarized_json, done_event, sse, verbose_json
 
     def wire(event) -> dict:
         text = sse(event)
@@ -104,3 +104,10 @@ def test_stream_events_parse_as_openais_event_types():
     done = construct_type(type_=TranscriptionStreamEvent, value=wire(done_event(PLAIN)))
     assert done.type == "transcript.text.done" and done.text == PLAIN.text
     assert wire(done_event(PLAIN))["usage"] == {"type": "duration", "seconds": 3.0}
+    assert "segments" not in wire(done_event(PLAIN))  # json: OpenAI's event exactly
+    # verbose_json: the done event also carries the verbose body (segments, words, speaker turns)
+    verbose = verbose_json(DIARIZED, words=True)
+    event = wire(done_event(DIARIZED, verbose))
+    assert {k: v for k, v in event.items() if k not in ("type", "usage")} == wire(verbose)
+    done = construct_type(type_=TranscriptionStreamEvent, value=event)
+    assert done.type == "transcript.text.done" and done.text == DIARIZED.text
