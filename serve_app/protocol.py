@@ -23,6 +23,9 @@ _BOOL_STRINGS = {"true": True, "1": True, "false": False, "0": False}
 # Whisper reads at most the last 223 tokens of a prompt, and no token covers more than a few dozen
 # characters: a longer prompt is cut here, once, to its tail (what the model would read anyway).
 MAX_PROMPT_CHARS = 8000
+# Hotwords are names and terms, not a transcript: a few hundred characters (the backend keeps at most 111
+# of their tokens, half of what Whisper reads before a window).
+MAX_HOTWORDS_CHARS = 500
 
 
 class TranscriptionRequest(BaseModel):
@@ -34,6 +37,7 @@ class TranscriptionRequest(BaseModel):
     model: Optional[str] = None  # None: the configured default model
     language: str = "en"
     prompt: Optional[str] = None
+    hotwords: Optional[str] = Field(None, max_length=MAX_HOTWORDS_CHARS)  # faster-whisper's
     response_format: ResponseFormat = "json"
     temperature: float = Field(0.0, ge=0.0, le=1.0, allow_inf_nan=False)
     timestamp_granularities: list[Granularity] = Field(default_factory=lambda: ["segment"])
@@ -41,6 +45,7 @@ class TranscriptionRequest(BaseModel):
     stream: bool = False  # server-sent events (OpenAI's shape) instead of one body
     min_speakers: Optional[int] = Field(None, ge=1, le=64)
     max_speakers: Optional[int] = Field(None, ge=1, le=64)
+    include: list[Literal["logprobs"]] = Field(default_factory=list)  # OpenAI's include[]
 
     @field_validator("language")
     @classmethod
@@ -89,6 +94,9 @@ class TranscriptionRequest(BaseModel):
             raise _param_error("min_speakers", "must not be greater than max_speakers")
         if self.task == "translate" and (self.diarize or self.response_format == "diarized_json"):
             raise _param_error("response_format" if not self.diarize else "diarize", "is not available for translations")
+        if "logprobs" in self.include and (self.response_format != "json" or self.wants_diarization):
+            # as OpenAI: token log probabilities come with the plain json transcription only
+            raise _param_error("include", "`logprobs` is available with response_format `json` only, without diarize")
         if self.stream and self.response_format in ("text", "srt", "vtt"):
             raise _param_error("stream", f"is not available with response_format `{self.response_format}`: "
                                          "stream a json, verbose_json or diarized_json transcription")
@@ -118,9 +126,11 @@ class TranscriptionRequest(BaseModel):
             task=self.task,
             language=None if self.language == "auto" else self.language,
             prompt=self.prompt or None,
+            hotwords=(self.hotwords or "").strip() or None,
             temperature=self.temperature,
             word_timestamps=self.wants_words,
             timestamps=self.wants_timestamps,
+            logprobs="logprobs" in self.include,
         )
 
     @classmethod
@@ -131,7 +141,7 @@ class TranscriptionRequest(BaseModel):
             key = name[:-2] if name.endswith("[]") else name
             if key not in cls.model_fields or key == "task" or not values:
                 continue
-            if key == "timestamp_granularities":
+            if key in ("timestamp_granularities", "include"):
                 data.setdefault(key, []).extend(values)
             else:
                 data[key] = values[-1]
@@ -185,8 +195,32 @@ class ModelList(BaseModel):
 # Field order is the order on the wire. Optional fields are left out when empty, as the hosted APIs do.
 
 
+class UsageDuration(BaseModel):
+    """OpenAI's usage for models billed by audio length: on json, verbose_json and the stream's last event."""
+
+    type: Literal["duration"] = "duration"
+    seconds: float
+
+
+class Logprob(BaseModel):
+    """One text token's log probability (include[]=logprobs)."""
+
+    token: str
+    logprob: float
+    bytes: list[int]
+
+
+def logprobs_of(segments: list[Segment]) -> Optional[list[Logprob]]:
+    if all(s.logprobs is None for s in segments):
+        return None
+    return [Logprob(token=lp.token, logprob=round(lp.logprob, 6), bytes=lp.bytes)
+            for s in segments for lp in (s.logprobs or [])]
+
+
 class TranscriptionJson(BaseModel):
     text: str
+    logprobs: Optional[list[Logprob]] = None  # with include[]=logprobs
+    usage: Optional[UsageDuration] = None
 
 
 class TranscriptionWord(BaseModel):
@@ -194,6 +228,9 @@ class TranscriptionWord(BaseModel):
     word: str
     start: float
     end: float
+    # How sure the model was of the word: the mean probability of its tokens (faster-whisper's, as speaches,
+    # WhisperX and WhisperLive return it)
+    probability: Optional[float] = None
     speaker_id: Optional[str] = None  # with diarization
 
 
@@ -230,6 +267,7 @@ class TranscriptionVerbose(BaseModel):
     segments: list[TranscriptionSegment]
     words: Optional[list[TranscriptionWord]] = None  # with timestamp_granularities[]=word
     speaker_segments: Optional[list[SpeakerSegment]] = None  # with diarize=true
+    usage: Optional[UsageDuration] = None
 
 
 class DiarizedSegment(BaseModel):
@@ -266,7 +304,7 @@ class ErrorResponse(BaseModel):
 def verbose_json(t: Transcript, *, words: bool) -> TranscriptionVerbose:
     word_objects = [
         TranscriptionWord(id=i, word=w.word.strip(), start=on_wire(w.start), end=on_wire(w.end),
-                          speaker_id=w.speaker_id or None)
+                          probability=round(float(w.probability), 4), speaker_id=w.speaker_id or None)
         for i, w in enumerate(t.words)
     ]
     ids = iter(word_objects)
@@ -289,6 +327,7 @@ def verbose_json(t: Transcript, *, words: bool) -> TranscriptionVerbose:
                            text=turn.text, words=[next(ids) for _ in turn.words])
             for i, turn in enumerate(t.speaker_segments)
         ],
+        usage=UsageDuration(seconds=on_wire(t.duration)),
     )
 
 
@@ -315,7 +354,8 @@ def render(t: Transcript, response_format: str, *, words: bool) -> Rendered:
     elif response_format == "diarized_json":
         model = diarized_json(t)
     elif response_format == "json":
-        model = TranscriptionJson(text=t.text)
+        model = TranscriptionJson(text=t.text, logprobs=logprobs_of(t.segments),
+                                  usage=UsageDuration(seconds=on_wire(t.duration)))
     else:
         raise ValueError(f"unknown response_format {response_format!r}")  # the request model forbids it
     # json.dumps, not model_dump_json: the same float spelling as before the models existed.
@@ -328,13 +368,7 @@ def render(t: Transcript, response_format: str, *, words: bool) -> Rendered:
 class TranscriptTextDelta(BaseModel):
     type: Literal["transcript.text.delta"] = "transcript.text.delta"
     delta: str
-
-
-class UsageDuration(BaseModel):
-    """OpenAI's usage for models billed by audio length."""
-
-    type: Literal["duration"] = "duration"
-    seconds: float
+    logprobs: Optional[list[Logprob]] = None  # the delta's tokens, with include[]=logprobs
 
 
 class TranscriptTextDone(BaseModel):
@@ -379,9 +413,9 @@ class DeltaText:
         if not text:
             return None
         self._started = True
-        return TranscriptTextDelta(delta=text)
+        return TranscriptTextDelta(delta=text, logprobs=logprobs_of(segments))
 
 
 def done_event(t: Transcript, verbose: Optional[TranscriptionVerbose] = None) -> TranscriptTextDone:
-    body = verbose.model_dump(exclude={"text"}) if verbose is not None else {}
+    body = verbose.model_dump(exclude={"text", "usage"}) if verbose is not None else {}
     return TranscriptTextDone(text=t.text, usage=UsageDuration(seconds=on_wire(t.duration)), **body)

@@ -9,6 +9,7 @@ temperature and word-timestamp wish, so the batch is run on the same CTranslate2
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import logging
 import math
 import os
@@ -30,7 +31,7 @@ from serve_app.backends import compat_faster_whisper
 from serve_app.config import DecodingConfig, ModelConfig
 from serve_app.pipeline.cancel import check
 from serve_app.pipeline.policy import ModelPolicy
-from serve_app.pipeline.types import SAMPLE_RATE, DecodeOptions, Segment, Window, WindowResult, Word
+from serve_app.pipeline.types import SAMPLE_RATE, DecodeOptions, Segment, TokenLogprob, Window, WindowResult, Word
 from serve_app.pipeline.windows import plan_windows
 
 
@@ -163,8 +164,8 @@ class WhisperBackend:
         `stop` is set, the VAD's next batch raises Cancelled."""
         if samples.shape[0] < SAMPLE_RATE // 10:  # < 100 ms: too short to hold a word
             return []
-        if options.prompt and not options.prompt_tokens:
-            options = replace(options, prompt_tokens=tuple(self._previous_tokens(options.prompt)))
+        if (options.prompt or options.hotwords) and not options.prompt_tokens:
+            options = replace(options, prompt_tokens=tuple(self._previous_tokens(options.prompt, options.hotwords)))
         PiecewiseVad.stop.event = stop
         try:
             spans = get_speech_timestamps(samples, self._vad)  # [{"start", "end"}] in samples
@@ -176,8 +177,8 @@ class WhisperBackend:
     def live_window(self, samples: np.ndarray, options: DecodeOptions) -> Window:
         """A short live segment (already speech, cut by the session's VAD) as one window, without running
         the file VAD again."""
-        if options.prompt and not options.prompt_tokens:
-            options = replace(options, prompt_tokens=tuple(self._previous_tokens(options.prompt)))
+        if (options.prompt or options.hotwords) and not options.prompt_tokens:
+            options = replace(options, prompt_tokens=tuple(self._previous_tokens(options.prompt, options.hotwords)))
         return Window(start=0.0, samples=samples[: WINDOW_SECONDS * SAMPLE_RATE], options=options)
 
     # -- one batch of windows from any requests --
@@ -238,6 +239,26 @@ class WhisperBackend:
                 _APPEND_PUNCT,
                 0.0,
             )
+
+        # Token log probabilities (include[]=logprobs): each text token's probability given the audio and the
+        # tokens before it, from one align pass per (task, language), the pass faster-whisper takes its word
+        # probabilities from. Beam search keeps no per-token scores (CTranslate2 returns per-step log probs
+        # for greedy search only), so the chosen text is scored again, whatever search found it.
+        lp_groups: dict[tuple[str, str], list[int]] = defaultdict(list)
+        for i, w in enumerate(windows):
+            if w.options.logprobs and segments[i]:
+                lp_groups[(self._task(w.options), languages[i])].append(i)
+        for (task, lang), idx in lp_groups.items():
+            tok = self._tokenizer(task, lang)
+            texts = [[t for seg in segments[i] for t in seg["tokens"] if t < tok.eot] for i in idx]
+            source = encoded if len(idx) == n else _storage(features[idx])
+            aligned = self.model.model.align(source, tok.sot_sequence, texts,
+                                             [_num_frames(windows[i], self.model.frames_per_second) for i in idx])
+            for i, text, result in zip(idx, texts, aligned):
+                scored = iter(zip(text, result.text_token_probs))
+                for seg in segments[i]:
+                    seg["logprobs"] = [_token_logprob(tok, t, p)
+                                       for t, p in itertools.islice(scored, sum(t < tok.eot for t in seg["tokens"]))]
 
         return [
             WindowResult(language=lang, segments=[_to_segment(s, att) for s in segs], batch_size=n)
@@ -373,11 +394,14 @@ class WhisperBackend:
             self._tokenizers[key] = Tokenizer(self.model.hf_tokenizer, self.multilingual, task=task, language=language)
         return self._tokenizers[key]
 
-    def _previous_tokens(self, prompt: Optional[str]) -> list[int]:
-        if not prompt:
-            return []
-        tokens = self._tokenizer("transcribe", "en").encode(" " + prompt.strip())
-        return tokens[-(self.model.max_length // 2 - 1) :]
+    def _previous_tokens(self, prompt: Optional[str], hotwords: Optional[str] = None) -> list[int]:
+        """What Whisper reads as the text before the window: the hotwords (at most half the room), then the
+        prompt's tail, 223 tokens in all, as faster-whisper's get_prompt lays them out."""
+        room = self.model.max_length // 2 - 1
+        tok = self._tokenizer("transcribe", "en")
+        hot = tok.encode(" " + hotwords.strip())[: room // 2] if hotwords and hotwords.strip() else []
+        previous = tok.encode(" " + prompt.strip()) if prompt and prompt.strip() else []
+        return hot + previous[max(0, len(previous) - (room - len(hot))):]
 
     def warmup(self) -> None:
         """Run every code path once (encode, generate, align) so the first request is not slow."""
@@ -396,6 +420,28 @@ def _num_frames(w: Window, fps: int) -> int:
     return min(int(math.ceil(w.duration) * fps), WINDOW_SECONDS * fps)
 
 
+def _gpt2_byte_decoder() -> dict[str, int]:
+    """Whisper's tokenizer is GPT-2's byte-level BPE: each byte is written as one printable character."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    chars, extra = {}, 0
+    for b in range(256):
+        if b in printable:
+            chars[b] = chr(b)
+        else:
+            chars[b] = chr(256 + extra)
+            extra += 1
+    return {c: b for b, c in chars.items()}
+
+
+_BYTE_DECODER = _gpt2_byte_decoder()
+
+
+def _token_logprob(tok: Tokenizer, token: int, probability: float) -> TokenLogprob:
+    raw = bytes(_BYTE_DECODER[c] for c in tok.tokenizer.id_to_token(int(token)))
+    return TokenLogprob(token=raw.decode("utf-8", errors="replace"),
+                        logprob=math.log(max(float(probability), 1e-12)), bytes=list(raw))
+
+
 def _to_segment(s: dict, att: _Attempt) -> Segment:
     return Segment(
         seek=s["seek"],
@@ -411,4 +457,5 @@ def _to_segment(s: dict, att: _Attempt) -> Segment:
             Word(word=w["word"], start=float(w["start"]), end=float(w["end"]), probability=float(w["probability"]))
             for w in s.get("words", [])
         ],
+        logprobs=s.get("logprobs"),
     )

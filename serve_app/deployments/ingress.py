@@ -60,8 +60,8 @@ from serve_app.protocol import (
 
 logger = logging.getLogger("ray.serve")
 
-_FORM_FIELDS = ["model", "language", "prompt", "response_format", "temperature", "timestamp_granularities",
-                "diarize", "min_speakers", "max_speakers", "stream"]
+_FORM_FIELDS = ["model", "language", "prompt", "hotwords", "response_format", "temperature", "timestamp_granularities",
+                "include", "diarize", "min_speakers", "max_speakers", "stream"]
 _FORM_SCHEMA = {
     "requestBody": {
         "required": True,

@@ -42,8 +42,11 @@ class DecodeOptions:
     task: Task = "transcribe"
     language: Optional[str] = "en"  # None = detect
     prompt: Optional[str] = None
-    # The prompt's tokens as Whisper uses them (the last 223), filled in once per request by the ASR
-    # backend's split(), so that no window tokenizes the prompt again.
+    # Names and jargon to bias the decoder towards (faster-whisper's `hotwords`): they go before the prompt
+    # in the text Whisper reads as what came before, and are kept whole when the prompt is cut.
+    hotwords: Optional[str] = None
+    # The hotwords' and prompt's tokens as Whisper uses them (at most 223 in all), filled in once per request
+    # by the ASR backend's split(), so that no window tokenizes them again.
     prompt_tokens: tuple[int, ...] = ()
     temperature: float = 0.0
     word_timestamps: bool = False
@@ -54,6 +57,8 @@ class DecodeOptions:
     # A preview of a live turn that is still growing (its partial deltas): greedy, without the temperature
     # fallback. It is thrown away once the turn's final decode (beam search, fallback) comes.
     preview: bool = False
+    # Each text token's log probability (OpenAI's include[]=logprobs)
+    logprobs: bool = False
 
 
 @dataclass
@@ -63,6 +68,13 @@ class Word:
     end: float
     probability: float
     speaker_id: Optional[str] = None
+
+
+@dataclass
+class TokenLogprob:
+    token: str  # the token's text (its bytes decoded; a character split across tokens shows as U+FFFD)
+    logprob: float
+    bytes: list[int]  # the token's exact UTF-8 bytes
 
 
 @dataclass
@@ -78,6 +90,7 @@ class Segment:
     no_speech_prob: float
     words: list[Word] = field(default_factory=list)
     speaker_id: Optional[str] = None
+    logprobs: Optional[list[TokenLogprob]] = None  # with DecodeOptions.logprobs: one per text token
 
 
 @dataclass

@@ -8,6 +8,7 @@ const API = "/v1";
 const KEY_STORE = "serve_app.api_key";
 // Formats the API streams (stream=true); text, srt and vtt come as one body.
 const STREAMED = new Set(["json", "verbose_json", "diarized_json"]);
+const UNSURE = 0.5; // a word's probability below which it is marked
 // Live lines: turns of up to 15 s (Together's max_speech_duration_s) read better and decode more
 // accurately than its 5 s default; previews show the words meanwhile.
 const LIVE_QUERY = "input_audio_format=pcm_s16le_16000&max_speech_duration_s=15";
@@ -333,6 +334,11 @@ function turnElement(turn, colour) {
       const span = document.createElement("span");
       span.className = "word";
       span.textContent = w.word;
+      if (typeof w.probability === "number") {
+        // words the model was unsure of are underlined, to check by ear
+        span.title = `${Math.round(w.probability * 100)}% sure`;
+        if (w.probability < UNSURE) span.classList.add("unsure");
+      }
       span.dataset.index = String(w.index);
       span.dataset.start = String(w.start);
       span.setAttribute("role", "button");

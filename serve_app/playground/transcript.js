@@ -2,10 +2,11 @@
 // downloads. No DOM here.
 
 // verbose_json (with speaker_segments when diarized, words when asked for), diarized_json, or json/text.
-// Turn: { speaker: string|null, start: number|null, end: number|null, text, words: [{index, word, start, end}] }
+// Turn: { speaker: string|null, start: number|null, end: number|null, text,
+//         words: [{index, word, start, end, probability}] }
 export function buildTurns(data) {
   let index = 0;
-  const word = (w) => ({ index: index++, word: w.word, start: w.start, end: w.end });
+  const word = (w) => ({ index: index++, word: w.word, start: w.start, end: w.end, probability: w.probability });
   if (Array.isArray(data.speaker_segments)) {
     return data.speaker_segments.map((t) => ({
       speaker: t.speaker_id, start: t.start, end: t.end, text: t.text.trim(), words: (t.words || []).map(word),

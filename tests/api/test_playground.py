@@ -121,6 +121,7 @@ def test_file_mode_diarized_transcript(browser, server, downloads):
     player = browser.find_element(By.ID, "player")
     wait(browser, lambda d: d.execute_script("return arguments[0].readyState", player) >= 1, 30, "the player")
     words = browser.find_elements(By.CSS_SELECTOR, ".word")
+    assert all(re.fullmatch(r"\d+% sure", w.get_attribute("title")) for w in words)  # each word's probability
     word = next(w for w in words if float(w.get_attribute("data-start")) > 10)
     start = float(word.get_attribute("data-start"))
     word.click()

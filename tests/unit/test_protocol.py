@@ -104,3 +104,19 @@ def test_a_long_prompt_is_cut_once_to_its_tail():
     req = TranscriptionRequest.from_form({"prompt": [long]}, "transcribe")
     assert len(req.prompt) == MAX_PROMPT_CHARS and req.prompt.endswith("the end")
     assert req.decode_options().prompt == req.prompt
+
+
+def test_include_logprobs_with_json_only():
+    """OpenAI's include[]=logprobs: the json transcription (streamed or not) carries token log
+    probabilities; any other format, diarization or an unknown value is 400 naming `include`."""
+    assert parse(**{"include[]": "logprobs"}).decode_options().logprobs
+    assert parse(**{"include[]": "logprobs", "stream": "true"}).decode_options().logprobs
+    assert not parse().decode_options().logprobs
+    for fields in ({"response_format": "verbose_json"}, {"response_format": "text"}, {"diarize": "true"},
+                   {"response_format": "diarized_json"}):
+        with pytest.raises(InvalidRequest) as err:
+            parse(**{"include[]": "logprobs", **fields})
+        assert err.value.param == "include"
+    with pytest.raises(InvalidRequest) as err:
+        parse(**{"include[]": "tokens"})
+    assert err.value.param == "include"

@@ -14,7 +14,7 @@ from together.types.audio.transcription_create_response import (
 )
 
 from serve_app.pipeline.merge import assign_speakers
-from serve_app.pipeline.types import Segment, Transcript, Turn, Word
+from serve_app.pipeline.types import Segment, TokenLogprob, Transcript, Turn, Word
 from serve_app.protocol import render
 
 WORDS = [Word(" Hello", 0.12, 0.5, 0.9), Word(" there.", 0.5, 0.9, 0.8), Word(" Hi!", 2.4, 2.7, 0.95)]
@@ -33,6 +33,16 @@ def body(t: Transcript, response_format: str, words: bool = True) -> dict:
 def test_json_parses_as_both_sdks_types():
     b = body(PLAIN, "json")
     assert Transcription.model_validate(b).text == AudioTranscriptionJsonResponse.model_validate(b).text == PLAIN.text
+    usage = Transcription.model_validate(b).usage  # OpenAI's usage for audio billed by length
+    assert usage.type == "duration" and usage.seconds == 3.0
+    assert "logprobs" not in b
+    # include[]=logprobs: one per text token, as OpenAI's Logprob
+    scored = Segment(**{**SEGMENT.__dict__, "logprobs": [TokenLogprob(" Hello", -0.1, [32, 72, 101, 108, 108, 111]),
+                                                         TokenLogprob(" there", -0.5, [32, 116, 104, 101, 114, 101])]})
+    b = body(Transcript(task="transcribe", language="en", duration=3.0, segments=[scored]), "json")
+    parsed = Transcription.model_validate(b).logprobs
+    assert [(lp.token, lp.logprob, lp.bytes) for lp in parsed] == [(" Hello", -0.1, [32, 72, 101, 108, 108, 111]),
+                                                                  (" there", -0.5, [32, 116, 104, 101, 114, 101])]
 
 
 @pytest.mark.parametrize("t", [PLAIN, DIARIZED], ids=["plain", "diarized"])
@@ -47,6 +57,9 @@ def test_verbose_json_parses_as_both_sdks_types_with_the_same_values(t):
     for sdk_word, our_word in zip(together.words, ours["words"]):
         assert {k: v for k, v in sdk_word.model_dump().items() if v is not None}.items() <= our_word.items()
     assert [w.word for w in openai.words] == ["Hello", "there.", "Hi!"]
+    assert [w["probability"] for w in ours["words"]] == [0.9, 0.8, 0.95]  # an extra field both SDKs keep
+    assert [w.probability for w in openai.words] == [0.9, 0.8, 0.95]
+    assert openai.usage.type == "duration" and openai.usage.seconds == 3.0
     if t is DIARIZED:
         turns = together.speaker_segments
         assert [(s.speaker_id, s.text, [w.word for w in s.words]) for s in turns] == \
@@ -108,6 +121,6 @@ def test_stream_events_parse_as_openais_event_types():
     # verbose_json: the done event also carries the verbose body (segments, words, speaker turns)
     verbose = verbose_json(DIARIZED, words=True)
     event = wire(done_event(DIARIZED, verbose))
-    assert {k: v for k, v in event.items() if k not in ("type", "usage")} == wire(verbose)
+    assert {k: v for k, v in event.items() if k != "type"} == wire(verbose)  # usage included
     done = construct_type(type_=TranscriptionStreamEvent, value=event)
     assert done.type == "transcript.text.done" and done.text == DIARIZED.text

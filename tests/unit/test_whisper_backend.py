@@ -48,7 +48,7 @@ def test_the_prompt_is_tokenized_once_per_request_not_per_window(backend, monkey
     samples = np.concatenate([sample_samples()] * 3)  # 90 s: several windows
     calls = []
     real = backend._previous_tokens
-    monkeypatch.setattr(backend, "_previous_tokens", lambda prompt: calls.append(prompt) or real(prompt))
+    monkeypatch.setattr(backend, "_previous_tokens", lambda prompt, hotwords: calls.append(prompt) or real(prompt, hotwords))
     prompt = "Quarterly review. " * 400  # far more than Whisper's 223 prompt tokens
     windows = backend.split(samples, DecodeOptions(prompt=prompt))
     assert len(windows) >= 2 and calls == [prompt]
@@ -57,6 +57,23 @@ def test_the_prompt_is_tokenized_once_per_request_not_per_window(backend, monkey
     assert all(w.options.prompt_tokens == tokens for w in windows)
     results = backend.decode(windows[:2])
     assert calls == [prompt] and len(results) == 2
+
+
+def test_hotwords_go_before_the_prompt_and_are_kept_whole(backend):
+    """Hotwords take at most half of Whisper's 223 tokens of previous text, first; the prompt's tail fills
+    the rest; windows with them decode in the same batch as windows without."""
+    room = backend.model.max_length // 2 - 1
+    tok = backend._tokenizer("transcribe", "en")
+    hot = tok.encode(" Siobhan Kowalczyk, Xylofonix")
+    prompt = "Quarterly review. " * 400
+    tokens = backend._previous_tokens(prompt, "Siobhan Kowalczyk, Xylofonix")
+    assert tokens[: len(hot)] == hot and len(tokens) == room
+    assert tokens[len(hot):] == tok.encode(" " + prompt.strip())[-(room - len(hot)):]
+    assert backend._previous_tokens(None, "Xylofonix") == tok.encode(" Xylofonix")
+    assert len(backend._previous_tokens(None, "Xylofonix " * 200)) == room // 2
+    turn = sample_samples()[16_000 * 6 : 16_000 * 11]
+    windows = [backend.live_window(turn, DecodeOptions(hotwords="Diane")), backend.live_window(turn, DecodeOptions())]
+    assert [len(r.segments) > 0 for r in backend.decode(windows)] == [True, True]
 
 
 def test_a_live_preview_is_greedy_and_shares_the_batch_with_finals(backend, monkeypatch):
