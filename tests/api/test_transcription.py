@@ -130,7 +130,7 @@ def test_silence_gives_empty_text(server):
     for model in ("whisper-base", "whisper-tiny.en"):
         r = server.post(data={"model": model}, files={"file": ("silence.wav", silence)})
         assert r.status_code == 200, r.text
-        assert r.json() == {"text": ""}
+        assert r.json() == {"text": "", "usage": {"type": "duration", "seconds": 10.0}}
 
 
 def test_concurrent_requests_share_batches(server):

@@ -71,7 +71,8 @@ def test_rendered_shapes():
         == [(0, "SPEAKER_00", "Hi.", [0]), (1, "SPEAKER_01", "Yes.", [1])]
     assert verbose["segments"][0]["speaker_id"] == "SPEAKER_00"
     with_words = json.loads(render(out, "verbose_json", words=True).body)
-    assert with_words["words"][1] == {"id": 1, "word": "Yes.", "start": 2.5, "end": 3.0, "speaker_id": "SPEAKER_01"}
+    assert with_words["words"][1] == {"id": 1, "word": "Yes.", "start": 2.5, "end": 3.0, "probability": 1.0,
+                                      "speaker_id": "SPEAKER_01"}
     diarized = json.loads(render(out, "diarized_json", words=False).body)
     assert diarized == {
         "task": "transcribe", "duration": 30.0, "text": "Hi. Yes.",
