@@ -210,6 +210,10 @@ class Logprob(BaseModel):
     bytes: list[int]
 
 
+def usage_of(t: Transcript) -> UsageDuration:
+    return UsageDuration(seconds=on_wire(t.duration))
+
+
 def logprobs_of(segments: list[Segment]) -> Optional[list[Logprob]]:
     if all(s.logprobs is None for s in segments):
         return None
@@ -327,7 +331,7 @@ def verbose_json(t: Transcript, *, words: bool) -> TranscriptionVerbose:
                            text=turn.text, words=[next(ids) for _ in turn.words])
             for i, turn in enumerate(t.speaker_segments)
         ],
-        usage=UsageDuration(seconds=on_wire(t.duration)),
+        usage=usage_of(t),
     )
 
 
@@ -355,7 +359,7 @@ def render(t: Transcript, response_format: str, *, words: bool) -> Rendered:
         model = diarized_json(t)
     elif response_format == "json":
         model = TranscriptionJson(text=t.text, logprobs=logprobs_of(t.segments),
-                                  usage=UsageDuration(seconds=on_wire(t.duration)))
+                                  usage=usage_of(t))
     else:
         raise ValueError(f"unknown response_format {response_format!r}")  # the request model forbids it
     # json.dumps, not model_dump_json: the same float spelling as before the models existed.
@@ -417,5 +421,7 @@ class DeltaText:
 
 
 def done_event(t: Transcript, verbose: Optional[TranscriptionVerbose] = None) -> TranscriptTextDone:
-    body = verbose.model_dump(exclude={"text", "usage"}) if verbose is not None else {}
-    return TranscriptTextDone(text=t.text, usage=UsageDuration(seconds=on_wire(t.duration)), **body)
+    # the verbose body's own objects, not a dump of them validated again (a long file has thousands of words)
+    body = {} if verbose is None else {
+        name: getattr(verbose, name) for name in TranscriptionVerbose.model_fields if name not in ("text", "usage")}
+    return TranscriptTextDone(text=t.text, usage=usage_of(t), **body)
