@@ -477,7 +477,17 @@ async function startLive() {
 }
 
 async function startAudio(session) {
-  const context = new AudioContext();
+  // A 16 kHz context lets the browser's own resampler (a proper low-pass) bring the microphone to the rate
+  // the server wants; the worklet then only converts to PCM16. Browsers that refuse a context at another
+  // rate than the microphone's get the default one, and the worklet's box filter does the resampling.
+  let context;
+  try {
+    context = new AudioContext({ sampleRate: 16000 });
+    context.createMediaStreamSource(session.stream).disconnect();
+  } catch (_) {
+    if (context) context.close().catch(() => {});
+    context = new AudioContext();
+  }
   session.context = context;
   await context.audioWorklet.addModule("/playground/pcm-worklet.js");
   await context.resume(); // a context made after awaits may start suspended

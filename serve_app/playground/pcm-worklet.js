@@ -1,6 +1,6 @@
 // Microphone audio to 16 kHz mono PCM16 for the realtime WebSocket (input_audio_format=pcm_s16le_16000).
-// Runs on the audio thread: the context's rate (often 48 kHz) is averaged down to 16 kHz (a box filter is
-// enough against aliasing for speech at these ratios) and posted in 100 ms chunks.
+// Runs on the audio thread: a context at 16 kHz (the page asks for one) passes through; any other rate
+// (often 48 kHz) is averaged down to 16 kHz with a box filter. Posted in 100 ms chunks.
 const OUT_RATE = 16000;
 const CHUNK = OUT_RATE / 10;
 
