@@ -4,9 +4,10 @@ segment's transcript has become stable. Pure code: the VAD model is a callable, 
 The segmenter follows Silero's own streaming rules with Together's five turn-detection parameters:
 speech starts when a 32 ms frame's probability reaches `threshold` and has lasted `min_speech_duration_ms`
 (a shorter blip is dropped, so a client never sees a start without a stop); it stops after
-`min_silence_duration_ms` below `threshold - 0.15`; `speech_pad_ms` of audio is kept on both sides; a
-segment that reaches `max_speech_duration_s` is closed in the middle of its last pause of at least 98 ms
-(at the limit itself when it has none) and the speech goes on in a new one.
+`min_silence_duration_ms` below `threshold - 0.15` (98 ms once the turn is past half of
+`max_speech_duration_s`); `speech_pad_ms` of audio is kept on both sides (as much of the pause as there is
+after a 98 ms stop); a segment that reaches `max_speech_duration_s` is closed in the middle of its last pause
+of at least 98 ms (at the limit itself when it has none) and the speech goes on in a new one.
 """
 
 from __future__ import annotations
@@ -155,6 +156,7 @@ class SpeechSegmenter:
         self._min_silence = max(1, _frames(params.min_silence_duration_ms))
         self._max_frames = max(self._min_speech + 1, _frames(params.max_speech_duration_s * 1000))
         self._min_pause = _frames(PAUSE_MS)
+        self._short_silence = min(self._min_pause, self._min_silence)
         self._pending = np.zeros(0, dtype=np.float32)  # the part of a frame not yet complete
         self._frame_index = 0  # frames seen
         self._preroll: list[np.ndarray] = []  # the last `pad` frames before any speech
@@ -165,6 +167,7 @@ class SpeechSegmenter:
         self._started = False  # SpeechStarted sent for the open segment
         self._silence = 0  # trailing frames of silence in the open segment
         self._cut = 0  # where a split at max_speech_duration_s goes: the middle of the segment's last pause
+        self._carried = 0  # frames of the turn in the segments split off before this one
 
     # -- feeding --
 
@@ -226,7 +229,13 @@ class SpeechSegmenter:
             if self._voiced >= self._min_speech:
                 self._started = True
                 events.append(SpeechStarted(self._segment_start * FRAME / SAMPLE_RATE))
-        if self._started and self._silence >= self._min_silence:
+        # A turn past half of max_speech_duration_s (split parts included) ends at a pause of PAUSE_MS: the
+        # limit would split it in that pause anyway (or a later one), seconds after it was spoken, and hold
+        # its transcript back that long. Its end padding is then the pause itself (Whisper pads every window
+        # with zeros anyway). A quarter of the limit at least, so that a split leaves no scraps.
+        voiced = len(self._segment) - self._silence
+        long = voiced >= self._max_frames // 4 and self._carried + voiced >= self._max_frames // 2
+        if self._started and self._silence >= (self._short_silence if long else self._min_silence):
             keep = len(self._segment) - self._silence + self._pad
             events.extend(self._close(min(keep, len(self._segment)), split=False))
         elif self._started and len(self._segment) >= self._max_frames:
@@ -248,13 +257,14 @@ class SpeechSegmenter:
             self._segment = rest
             self._segment_start = self._segment_start + frames
             self._voiced, self._silence, self._cut = self._min_speech, 0, 0
+            self._carried += frames
         else:
             self._preroll = rest[-self._pad :] if self._pad else []
             self._reset_segment()
         return events
 
     def _reset_segment(self) -> None:
-        self._cut = 0
+        self._cut = self._carried = 0
         self._in_segment = False
         self._segment = []
         self._voiced = self._silence = 0

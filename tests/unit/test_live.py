@@ -124,13 +124,41 @@ def test_stable_prefix_emits_words_two_decodes_agree_on():
 # -- the pause a too-long turn is split in --
 
 def test_a_turn_past_max_speech_is_split_in_its_last_pause():
-    params = TurnDetection(max_speech_duration_s=3.0)
-    samples = audio(("silence", 0.5), ("speech", 2.0), ("silence", 0.2), ("speech", 2.0), ("silence", 1.0))
+    params = TurnDetection(max_speech_duration_s=4.0)
+    # The pause comes before half of the limit, so it does not end the turn; the limit splits the turn there.
+    samples = audio(("silence", 0.5), ("speech", 1.0), ("silence", 0.2), ("speech", 3.0), ("silence", 1.0))
     closed = [e for e in run(samples, params) if isinstance(e, SegmentClosed)]
     assert [c.split for c in closed] == [True, False]
-    pause_middle = 0.5 + 2.0 + 0.1
-    assert closed[0].end_s == pytest.approx(pause_middle, abs=2 * FRAME_S)  # not at 3 s, inside the word
+    pause_middle = 0.5 + 1.0 + 0.1
+    assert closed[0].end_s == pytest.approx(pause_middle, abs=2 * FRAME_S)  # not at 4 s, inside the word
     assert closed[1].start_s == closed[0].end_s  # nothing lost between them
+
+
+def test_a_turn_past_half_of_max_speech_ends_at_a_short_pause_without_waiting_for_the_limit():
+    params = TurnDetection(max_speech_duration_s=5.0)  # min_silence_duration_ms 500
+    seg = SpeechSegmenter(params, loudness_vad)
+    samples = audio(("silence", 0.5), ("speech", 3.0), ("silence", 0.2), ("speech", 1.0), ("silence", 1.0))
+    stopped_when = []
+    for i in range(0, len(samples), FRAME):
+        for e in seg.feed(samples[i : i + FRAME]):
+            if isinstance(e, SpeechStopped):
+                stopped_when.append((e.at_s, seg.now_s))
+    assert len(stopped_when) == 2  # two turns, each with its own start and stop: no split
+    (end, decided), _ = stopped_when
+    assert end == pytest.approx(3.5 + 0.1, abs=2 * FRAME_S)  # the pause is its end padding
+    assert decided - 3.5 == pytest.approx(0.1, abs=2 * FRAME_S)  # 98 ms of pause, not 500 ms nor the limit
+    # A short turn keeps min_silence_duration_ms and its full padding:
+    short = run(audio(("speech", 1.0), ("silence", 0.2), ("speech", 1.0), ("silence", 1.0)), params)
+    assert [type(e) for e in short].count(SpeechStopped) == 1
+
+
+def test_the_part_after_a_split_ends_at_its_first_pause():
+    params = TurnDetection(max_speech_duration_s=2.0)
+    # 3 s without a pause: split at the limit; the rest of the turn ends at the first pause after 0.5 s.
+    events = run(audio(("speech", 3.0), ("silence", 0.2), ("speech", 0.6), ("silence", 1.0)), params)
+    closed = [e for e in events if isinstance(e, SegmentClosed)]
+    assert [c.split for c in closed] == [True, False, False]
+    assert closed[1].end_s == pytest.approx(3.0 + 0.1, abs=2 * FRAME_S)
 
 
 def test_a_turn_without_a_pause_is_split_at_max_speech():

@@ -161,7 +161,7 @@ def test_bad_updates_name_their_parameter(session, param):
 
 def test_a_turn_gives_partial_deltas_then_its_final_text():
     async def run():
-        h = Harness()
+        h = Harness(SessionSettings("together", "whisper-base", turn_detection=TurnDetection(max_speech_duration_s=8)))
         await h.session.start()
         await h.feed(np.concatenate([tone("silence", 0.5), tone("speech", 3.0), tone("silence", 1.0)]))
         await h.session.drain()
