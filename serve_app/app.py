@@ -22,5 +22,5 @@ def build_app(args: dict[str, Any]) -> Application:
         AudioDecoder.bind(config.limits, config.fetch),
         asr,
         Diarizer.bind(config.diarization) if config.diarization is not None else None,
-        Merger.bind(),
+        Merger.bind(config.diarization.turn_gap_s) if config.diarization is not None else Merger.bind(),
     )

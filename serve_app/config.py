@@ -14,6 +14,9 @@ from typing import Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from serve_app.pipeline.merge import DEFAULT_TURN_GAP_S
+from serve_app.pipeline.speakers import DEFAULT_KNOWN_THRESHOLD
+
 logger = logging.getLogger("serve_app")
 
 IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
@@ -153,6 +156,13 @@ class DiarizationConfig(_Strict):
     embedding_workers: int = Field(2, ge=1, le=64)
     # Pipeline hyper-parameters that override the source's, e.g. {"clustering": {"threshold": 0.7}}.
     parameters: Optional[dict] = None
+    # The merge: a speaker turn of the response (`speaker_segments`) never spans a pause longer than this
+    # (no words, and no diarized speech of its speaker); chosen by API-turn DER on AMI train+dev.
+    turn_gap_s: float = Field(DEFAULT_TURN_GAP_S, ge=0, le=30)
+    # Known speakers: a diarized speaker takes a reference clip's name when its centroid is within this
+    # cosine distance of the clip's embedding. Tuned for the bundled embedding; another embedding model
+    # (a hub pipeline) needs its own: `python -m serve_app.eval.diarization known`.
+    known_speaker_threshold: float = Field(DEFAULT_KNOWN_THRESHOLD, gt=0, le=2)
 
     @property
     def hub_token(self) -> Optional[str]:

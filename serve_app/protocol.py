@@ -6,7 +6,10 @@ and name the offending `param`. Transcriptions and translations share it.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import re
 from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -26,6 +29,14 @@ MAX_PROMPT_CHARS = 8000
 # Hotwords are names and terms, not a transcript: a few hundred characters (the backend keeps at most 111
 # of their tokens, half of what Whisper reads before a window).
 MAX_HOTWORDS_CHARS = 500
+# OpenAI's known speakers: up to 4, each a 2-10 s clip sent as a data URL (any container `file` takes).
+MAX_KNOWN_SPEAKERS = 4
+MAX_SPEAKER_NAME_CHARS = 64
+REFERENCE_SECONDS = (2.0, 10.0)
+# A data URL is a form field, held in memory: 10 s of 48 kHz 16-bit stereo WAV is 1.9 MB, 2.6 MB as base64.
+MAX_REFERENCE_FIELD_CHARS = 3 * 1024 * 1024
+_DATA_URL = re.compile(r"data:([\w.+-]+/[\w.+-]+)?((?:;[\w.+-]+=[^;,]*)*);base64,", re.IGNORECASE)
+_GENERATED_NAME = re.compile(r"SPEAKER_\d+")
 
 
 class TranscriptionRequest(BaseModel):
@@ -46,6 +57,8 @@ class TranscriptionRequest(BaseModel):
     min_speakers: Optional[int] = Field(None, ge=1, le=64)
     max_speakers: Optional[int] = Field(None, ge=1, le=64)
     include: list[Literal["logprobs"]] = Field(default_factory=list)  # OpenAI's include[]
+    known_speaker_names: list[str] = Field(default_factory=list)  # OpenAI's known_speaker_names[]
+    known_speaker_references: list[str] = Field(default_factory=list)  # data URLs of 2-10 s clips
 
     @field_validator("language")
     @classmethod
@@ -97,10 +110,47 @@ class TranscriptionRequest(BaseModel):
         if "logprobs" in self.include and (self.response_format != "json" or self.wants_diarization):
             # as OpenAI: token log probabilities come with the plain json transcription only
             raise _param_error("include", "`logprobs` is available with response_format `json` only, without diarize")
+        if self.known_speaker_names or self.known_speaker_references:
+            self._check_known_speakers()
         if self.stream and self.response_format in ("text", "srt", "vtt"):
             raise _param_error("stream", f"is not available with response_format `{self.response_format}`: "
                                          "stream a json, verbose_json or diarized_json transcription")
         return self
+
+    def _check_known_speakers(self) -> None:
+        names, refs = self.known_speaker_names, self.known_speaker_references
+        if not self.wants_diarization:
+            raise _param_error("known_speaker_names", "needs diarization: `diarize=true` or `diarized_json`")
+        if len(names) > MAX_KNOWN_SPEAKERS:
+            raise _param_error("known_speaker_names", f"names at most {MAX_KNOWN_SPEAKERS} speakers")
+        if len(names) != len(refs):
+            raise _param_error("known_speaker_references",
+                               f"must have one clip per name ({len(refs)} references for {len(names)} names)")
+        for name in names:
+            if not name.strip() or len(name) > MAX_SPEAKER_NAME_CHARS:
+                raise _param_error("known_speaker_names", f"must be 1 to {MAX_SPEAKER_NAME_CHARS} characters each")
+            if _GENERATED_NAME.fullmatch(name.strip()):
+                raise _param_error("known_speaker_names", f"must not look like a generated label ({name!r})")
+        if len({n.strip() for n in names}) != len(names):
+            raise _param_error("known_speaker_names", "must all differ")
+        for i, ref in enumerate(refs):
+            if len(ref) > MAX_REFERENCE_FIELD_CHARS or not _DATA_URL.match(ref.strip()):
+                raise _param_error("known_speaker_references",
+                                   f"entry {i} must be a base64 data URL (data:audio/wav;base64,...) of at most "
+                                   f"{MAX_REFERENCE_FIELD_CHARS} characters")
+
+    def known_speakers(self) -> list[tuple[str, bytes]]:
+        """(name, the reference clip's bytes) per known speaker; a payload that is not base64 -> 400."""
+        out = []
+        for i, (name, ref) in enumerate(zip(self.known_speaker_names, self.known_speaker_references)):
+            ref = ref.strip()
+            payload = ref[_DATA_URL.match(ref).end():]
+            try:
+                out.append((name.strip(), base64.b64decode(payload, validate=True)))
+            except (binascii.Error, ValueError):
+                raise InvalidRequest(f"`known_speaker_references[{i}]` is not valid base64.",
+                                     param="known_speaker_references") from None
+        return out
 
     @property
     def wants_diarization(self) -> bool:
@@ -141,7 +191,7 @@ class TranscriptionRequest(BaseModel):
             key = name[:-2] if name.endswith("[]") else name
             if key not in cls.model_fields or key == "task" or not values:
                 continue
-            if key in ("timestamp_granularities", "include"):
+            if key in ("timestamp_granularities", "include", "known_speaker_names", "known_speaker_references"):
                 data.setdefault(key, []).extend(values)
             else:
                 data[key] = values[-1]

@@ -11,7 +11,7 @@ import json
 import threading
 import warnings
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
@@ -25,6 +25,7 @@ from serve_app.backends.compat_pyannote import embedding_model, plda_optional
 from serve_app.config import DiarizationConfig
 from serve_app.pipeline.cancel import check
 from serve_app.pipeline.merge import speaker_names
+from serve_app.pipeline.speakers import DEFAULT_KNOWN_THRESHOLD, match_known
 from serve_app.pipeline.types import SAMPLE_RATE, Diarization, Turn
 
 BUNDLED_PARAMETERS_FILE = Path(__file__).with_name("bundled_diarization.json")
@@ -95,9 +96,10 @@ def _merged(base: dict, override: dict) -> dict:
     return out
 
 
-def _turns(annotation: Annotation, names: dict[str, str]) -> list[Turn]:
+def _turns(annotation: Annotation, names: dict[str, str], given: frozenset[str] | set[str] = frozenset()) -> list[Turn]:
     return sorted(
-        (Turn(float(seg.start), float(seg.end), names[label]) for seg, _, label in annotation.itertracks(yield_label=True)),
+        (Turn(float(seg.start), float(seg.end), names[label], names[label] in given)
+         for seg, _, label in annotation.itertracks(yield_label=True)),
         key=lambda t: (t.start, t.end),
     )
 
@@ -105,8 +107,17 @@ def _turns(annotation: Annotation, names: dict[str, str]) -> list[Turn]:
 class PyannoteDiarizer:
     """Speaker turns for 16 kHz mono audio held in memory."""
 
-    def __init__(self, pipeline: SpeakerDiarization) -> None:
+    def __init__(self, pipeline: SpeakerDiarization, known_speaker_threshold: float = DEFAULT_KNOWN_THRESHOLD) -> None:
         self.pipeline = pipeline
+        self.known_speaker_threshold = known_speaker_threshold
+
+    def embed(self, clips: Sequence[np.ndarray]) -> np.ndarray:
+        """(len(clips), dimension): each clip's speaker embedding, by the model that embeds the recording."""
+        out = []
+        for clip in clips:  # one at a time: clips have different lengths
+            waveform = torch.from_numpy(np.ascontiguousarray(clip, dtype=np.float32))[None, None]  # (1, 1, T)
+            out.append(np.asarray(self.pipeline._embedding(waveform)).reshape(-1))
+        return np.stack(out) if out else np.zeros((0, 0))
 
     def __call__(
         self,
@@ -114,9 +125,12 @@ class PyannoteDiarizer:
         min_speakers: Optional[int] = None,
         max_speakers: Optional[int] = None,
         stop: Optional[threading.Event] = None,
+        references: Sequence[tuple[str, np.ndarray]] = (),
     ) -> Diarization:
         """Once `stop` is set, the pipeline's next progress hook (each batch of segmentation or embedding
-        windows, about a second of work on a CPU) raises Cancelled."""
+        windows, about a second of work on a CPU) raises Cancelled. `references`: (name, 16 kHz clip) of
+        known speakers; a speaker whose centroid is within `known_speaker_threshold` (cosine distance) of a
+        clip's embedding takes its name."""
         # samples: (T,) float32 at 16 kHz
         waveform = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))[None]  # (1, T)
         with warnings.catch_warnings():
@@ -131,9 +145,18 @@ class PyannoteDiarizer:
         # Named in order of first speech (the service names them again by first word, in the merge).
         tracks = sorted(output.speaker_diarization.itertracks(yield_label=True), key=lambda t: (t[0].start, str(t[2])))
         names = speaker_names(label for _, _, label in tracks)
+        known: dict[str, tuple[str, float]] = {}
+        centroids = getattr(output, "speaker_embeddings", None)
+        if references and centroids is not None:
+            labels = output.speaker_diarization.labels()  # the rows of speaker_embeddings, in this order
+            matches = match_known(centroids, self.embed([clip for _, clip in references]), self.known_speaker_threshold)
+            known = {labels[i]: (references[r][0], d) for i, (r, d) in matches.items()}
+        names.update({label: name for label, (name, _) in known.items()})
+        given = {name for name, _ in known.values()}
         return Diarization(
-            turns=_turns(output.speaker_diarization, names),
-            exclusive_turns=_turns(output.exclusive_speaker_diarization, names),
+            turns=_turns(output.speaker_diarization, names, given),
+            exclusive_turns=_turns(output.exclusive_speaker_diarization, names, given),
+            known=known,
         )
 
     def warmup(self) -> None:

@@ -39,9 +39,11 @@ from serve_app.backends.silero import SileroStream
 from serve_app.pipeline.budget import Budget, Reservation
 from serve_app.pipeline.fetch import check_url
 from serve_app.pipeline.realtime import RealtimeLimits, RealtimeSession, error_body, settings_from_query
-from serve_app.pipeline.types import AudioSource, DecodeOptions, Task, Transcript
+from serve_app.pipeline.types import Audio, AudioSource, DecodeOptions, Task, Transcript
 from serve_app.pipeline.upload import UploadLimits, bounded_receive, hold_body, upload_too_large
 from serve_app.protocol import (
+    MAX_REFERENCE_FIELD_CHARS,
+    REFERENCE_SECONDS,
     DeltaText,
     ErrorBody,
     ErrorResponse,
@@ -61,7 +63,8 @@ from serve_app.protocol import (
 logger = logging.getLogger("ray.serve")
 
 _FORM_FIELDS = ["model", "language", "prompt", "hotwords", "response_format", "temperature", "timestamp_granularities",
-                "include", "diarize", "min_speakers", "max_speakers", "stream"]
+                "include", "diarize", "min_speakers", "max_speakers", "stream", "known_speaker_names",
+                "known_speaker_references"]
 _FORM_SCHEMA = {
     "requestBody": {
         "required": True,
@@ -357,27 +360,58 @@ class Ingress:
             )
         if req.wants_diarization and self.diarizer is None:
             raise InvalidRequest("Speaker diarization is not enabled on this server.", param="diarize")
+        deadline = time.monotonic() + self.config.request_timeout_s
+        references = None
+        if req.known_speaker_names:
+            references = await self._references(req, request, deadline)
+            if references is None:
+                return Response(status_code=499)  # the client left while its clips were decoded
         # The graph: responses are passed on, not awaited. The decoded audio goes to ASR and, when asked
         # for, to the Diarizer at the same time; the Merger waits for both.
         audio = self.decoder.decode.remote(source)
         # Ray has the upload in its object store once the call is submitted (and retries from there): drop
         # this replica's copy now rather than hold it until the answer (benchmarks/memory_timeline.py).
         del source
-        turns = (
-            self.diarizer.diarize.remote(audio, req.min_speakers, req.max_speakers) if req.wants_diarization else None
+        diarization = (
+            self.diarizer.diarize.remote(audio, req.min_speakers, req.max_speakers, references)
+            if req.wants_diarization else None
         )
         asr = self.asr[model.name]
-        deadline = time.monotonic() + self.config.request_timeout_s
         if req.stream:
-            return await self._stream(request, req, asr, audio, turns, deadline)
+            return await self._stream(request, req, asr, audio, diarization, deadline)
         transcript = asr.transcribe.remote(audio, req.decode_options())
-        rendered_ref = self.merger.render.remote(transcript, turns, req.response_format, req.word_granularity)
+        rendered_ref = self.merger.render.remote(transcript, diarization, req.response_format, req.word_granularity)
         # On a timeout or a client that went away, cancel every step, so no replica keeps working for nobody.
-        steps = [r for r in (rendered_ref, transcript, turns, audio) if r is not None]
+        steps = [r for r in (rendered_ref, transcript, diarization, audio) if r is not None]
         rendered = await self._step(rendered_ref, request, steps, deadline)
         if rendered is None:
             return Response(status_code=499)  # nginx's "client closed request": nobody reads it
         return Response(rendered.body, media_type=rendered.media_type, headers=rendered.headers)
+
+    async def _references(self, req: TranscriptionRequest, request: Request,
+                          deadline: float) -> Optional[list[tuple[str, Audio]]]:
+        """Known speakers' clips, decoded by the same decoder as `file` (the same containers and limits), each
+        2-10 s; anything else is a 400 that names the clip. None when the client left."""
+        clips = req.known_speakers()
+        decoded = [self.decoder.decode.remote(AudioSource(data=np.frombuffer(data, dtype=np.uint8)))
+                   for _, data in clips]
+        out = []
+        for i, ((name, _), ref) in enumerate(zip(clips, decoded)):
+            try:
+                audio = await self._step(ref, request, decoded, deadline)
+            except APIError as exc:
+                if exc.status >= 500:
+                    raise
+                raise InvalidRequest(f"`known_speaker_references` entry {i}: {exc.message}",
+                                     param="known_speaker_references") from None
+            if audio is None:
+                return None
+            low, high = REFERENCE_SECONDS
+            if not low <= audio.duration <= high:
+                raise InvalidRequest(f"`known_speaker_references` entry {i} is {audio.duration:.2f} s of audio: "
+                                     f"each clip must be {low:g} to {high:g} s.", param="known_speaker_references")
+            out.append((name, audio))
+        return out
 
     async def _step(self, awaitable, request: Request, steps: list, deadline: float):
         """`await awaitable` within the request's deadline while its client is there; None if the client
@@ -409,13 +443,13 @@ class Ingress:
             return WorkerFailed()
         return exc
 
-    async def _stream(self, request: Request, req: TranscriptionRequest, asr: DeploymentHandle, audio, turns,
-                      deadline: float) -> Response:
+    async def _stream(self, request: Request, req: TranscriptionRequest, asr: DeploymentHandle, audio,
+                      diarization, deadline: float) -> Response:
         """stream=true: the windows' text as they are decoded, then (with diarization) the speaker turns,
         then the whole text. An error before the first window is decoded is an ordinary error response;
         after it, an error event ends the stream."""
         items = asr.options(stream=True).transcribe_stream.remote(audio, req.decode_options())
-        steps = [r for r in (items, turns, audio) if r is not None]
+        steps = [r for r in (items, diarization, audio) if r is not None]
         first = await self._step(items.__anext__(), request, steps, deadline)
         if first is None:
             return Response(status_code=499)
@@ -430,8 +464,8 @@ class Ingress:
                         yield sse(delta)
                     item = await asyncio.wait_for(items.__anext__(), deadline - time.monotonic())
                 transcript = item
-                if turns is not None:
-                    merged = self.merger.merge.remote(transcript, turns)
+                if diarization is not None:
+                    merged = self.merger.merge.remote(transcript, diarization)
                     transcript = await asyncio.wait_for(merged, deadline - time.monotonic())
                     for segment in diarized_json(transcript).segments:
                         yield sse(segment)
@@ -466,7 +500,8 @@ class Ingress:
         request = Request(request.scope, bounded_receive(request.receive, limits, upload))
         limit = limits.max_upload_bytes
         try:
-            form = await request.form(max_files=1, max_fields=64)
+            # Text fields up to a known speaker's clip as a data URL (the body's cap bounds them all together).
+            form = await request.form(max_files=1, max_fields=64, max_part_size=MAX_REFERENCE_FIELD_CHARS + 1024)
         except Exception as exc:  # noqa: BLE001 - starlette raises several types for a broken body
             if isinstance(exc, APIError):
                 raise

@@ -7,23 +7,30 @@ from typing import Optional
 from ray import serve
 
 from serve_app.protocol import render
-from serve_app.pipeline.merge import assign_speakers
-from serve_app.pipeline.types import Rendered, Transcript, Turn
+from serve_app.pipeline.merge import DEFAULT_TURN_GAP_S, assign_speakers
+from serve_app.pipeline.types import Diarization, Rendered, Transcript
 
 
 @serve.deployment
 class Merger:
+    def __init__(self, turn_gap_s: float = DEFAULT_TURN_GAP_S) -> None:
+        self.turn_gap_s = turn_gap_s  # DiarizationConfig.turn_gap_s
+
     async def render(
-        self, transcript: Transcript, turns: Optional[list[Turn]], response_format: str, words: bool
+        self, transcript: Transcript, diarization: Optional[Diarization], response_format: str, words: bool
     ) -> Rendered:
-        """`turns`: the Diarizer's exclusive speaker turns when the request asked for speakers."""
-        if turns is not None:
-            transcript = assign_speakers(transcript, turns)
+        """`diarization`: the Diarizer's answer when the request asked for speakers."""
+        if diarization is not None:
+            transcript = self.merge_now(transcript, diarization)
         rendered = render(transcript, response_format, words=words)
         # Exposed so that clients and tests can see cross-request batching at work.
         rendered.headers["X-ASR-Batch-Sizes"] = ",".join(str(b) for b in transcript.batch_sizes)
         return rendered
 
-    async def merge(self, transcript: Transcript, turns: list[Turn]) -> Transcript:
+    async def merge(self, transcript: Transcript, diarization: Diarization) -> Transcript:
         """The transcript with its speakers, for a caller that renders it itself (a stream's segment events)."""
-        return assign_speakers(transcript, turns)
+        return self.merge_now(transcript, diarization)
+
+    def merge_now(self, transcript: Transcript, diarization: Diarization) -> Transcript:
+        # Words go to the exclusive turns' speaker; speaker turns widen to the overlapping ones.
+        return assign_speakers(transcript, diarization.exclusive_turns, self.turn_gap_s, speech=diarization.turns)

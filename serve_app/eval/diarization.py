@@ -1,6 +1,7 @@
 """Diarization: evaluate the pipeline (DER, real-time factor, peak memory) and tune the bundled parameters.
 
     python -m serve_app.eval.diarization evaluate [--out benchmarks/results/diarization.json] [--long-minutes 60]
+        [--model whisper-base]
     python -m serve_app.eval.diarization tune     # rewrites serve_app/backends/bundled_diarization.json
     python -m serve_app.eval.diarization steps --steps 0.1 0.2 0.3   # DER and speed per segmentation step
 
@@ -8,6 +9,10 @@ Data: `sample.wav` from the pyannote.audio wheel, and the 30 s AMI excerpts in t
 sdist (`tests/data`, 1-4 speakers), fetched once from PyPI with pip into ~/.cache/serve_app unless
 `--data DIR` names that folder. Tuning sees only the train and development excerpts; the test excerpts
 are for reporting. DER is pyannote.metrics' with overlapped speech scored, at collars 0 and 0.25 s.
+
+`evaluate` scores two sets of turns per split: the pipeline's own (speakers may overlap), and the API's
+`speaker_segments` (the transcript's words, from the same Whisper backend as the service, given speakers by
+the merge against the exclusive turns): what a client of `diarize=true` gets.
 """
 
 from __future__ import annotations
@@ -34,9 +39,13 @@ from pyannote.metrics.diarization import DiarizationErrorRate
 
 from serve_app.backends.campplus import CamPlusPlusEmbedding, bundled_segmentation_path
 from serve_app.backends.compat_pyannote import plda_optional
-from serve_app.backends.diarization import BUNDLED_PARAMETERS_FILE, build_bundled_pipeline, bundled_parameters
-from serve_app.config import DiarizationConfig
+from serve_app.backends.diarization import (BUNDLED_PARAMETERS_FILE, PyannoteDiarizer, build_bundled_pipeline,
+                                            bundled_parameters)
+from serve_app.config import DiarizationConfig, ModelConfig
 from serve_app.eval.samples import sample_dir
+from serve_app.pipeline.merge import assign_speakers
+from serve_app.pipeline.speakers import cosine_distances, match_distances
+from serve_app.pipeline.types import DecodeOptions, Transcript
 
 SDIST = "pyannote-audio==4.0.7"
 CACHE = Path.home() / ".cache" / "serve_app"
@@ -122,6 +131,43 @@ def run(pipeline, items: list[Item], **kwargs) -> tuple[dict[str, Annotation], f
     return hypotheses, seconds
 
 
+def transcribe(asr, item: Item) -> Transcript:
+    """What the ASR deployment answers for a diarized request (English, word times), without Serve."""
+    options = DecodeOptions(language="en", word_timestamps=True)
+    windows = asr.split(item.samples, options)
+    results = asr.decode(windows) if windows else []
+    return Transcript(task="transcribe", language="en", duration=item.duration,
+                      segments=[s for r in results for s in r.segments], batch_sizes=[])
+
+
+def annotation(uri: str, turns: Iterable[tuple[float, float, str]]) -> Annotation:
+    out = Annotation(uri=uri)
+    for start, end, speaker in turns:
+        if end > start:
+            out[Segment(start, end)] = speaker
+    return out
+
+
+def api_hypotheses(diarizer: PyannoteDiarizer, asr, items: list[Item], gap_s: float) -> dict[str, dict]:
+    """Per item: the pipeline's turns, its exclusive turns and the API's speaker_segments, as Annotations."""
+    out = {}
+    for item in items:
+        diarization = diarizer(item.samples)
+        merged = assign_speakers(transcribe(asr, item), diarization.exclusive_turns, gap_s, speech=diarization.turns)
+        out[item.uri] = {
+            "pipeline": annotation(item.uri, ((t.start, t.end, t.speaker) for t in diarization.turns)),
+            "exclusive": annotation(item.uri, ((t.start, t.end, t.speaker) for t in diarization.exclusive_turns)),
+            "api": annotation(item.uri, ((g.start, g.end, g.speaker_id) for g in merged.speaker_segments)),
+        }
+    return out
+
+
+def whisper(model: str):
+    from serve_app.backends.whisper import WhisperBackend
+
+    return WhisperBackend(ModelConfig(name=model, source=f"bundled:{model}", cpu_threads=2))
+
+
 def bundled(parameters: Optional[dict] = None, segmentation_step: Optional[float] = None):
     if DEV.cpu_threads:
         torch.set_num_threads(DEV.cpu_threads)
@@ -175,6 +221,15 @@ def evaluate(args: argparse.Namespace) -> dict:
         results[name]["files"] = len(items)
         if name == "sample":
             results[name]["speakers"] = len(hyps["sample"].labels())
+    # The API's turns: the same pipeline (untimed here), the transcript's words and the merge.
+    diarizer, asr = PyannoteDiarizer(pipeline), whisper(args.model)
+    results["api_turns"] = {"model": args.model, "turn_gap_s": args.turn_gap_s}
+    for name, items in sets.items():
+        hyps = api_hypotheses(diarizer, asr, items, args.turn_gap_s)
+        results["api_turns"][name] = {
+            f"{kind}_der_collar_{c}": round(der(items, {u: h[kind] for u, h in hyps.items()}, c), 4)
+            for kind in ("pipeline", "exclusive", "api") for c in COLLARS
+        }
     oracle = oracle_pipeline(bundled_parameters())
     hyps, _ = run(oracle, sets["ami_test"], with_reference=True)
     results["ami_test"].update({f"oracle_der_collar_{c}": round(der(sets["ami_test"], hyps, c), 4) for c in COLLARS})
@@ -189,6 +244,108 @@ def evaluate(args: argparse.Namespace) -> dict:
         )
         results["long_file"] = json.loads(out.stdout.strip().splitlines()[-1])
     return results
+
+
+def api_table(result: dict) -> str:
+    """The evaluate command's turns table, as markdown."""
+    api = result["api_turns"]
+    lines = [f"# Speaker turns: the pipeline's and the API's (`python -m serve_app.eval.diarization evaluate`)", "",
+             f"DER, overlapped speech scored. API turns: {api['model']}'s words merged with the exclusive turns, "
+             f"turn_gap_s {api['turn_gap_s']:g}.", "",
+             "| split | files | pipeline c=0 | exclusive c=0 | API c=0 | pipeline c=0.25 | exclusive c=0.25 | "
+             "API c=0.25 | API - pipeline (c=0.25) |", "|---|---|---|---|---|---|---|---|---|"]
+    for name in ("sample", "ami_train_dev", "ami_test"):
+        row = api[name]
+        cells = [row[f"{kind}_der_collar_{c}"] for c in COLLARS for kind in ("pipeline", "exclusive", "api")]
+        gap = row["api_der_collar_0.25"] - row["pipeline_der_collar_0.25"]
+        lines.append(f"| {name} | {result[name]['files']} | " + " | ".join(f"{v:.4f}" for v in cells) + f" | {gap:+.4f} |")
+    return "\n".join(lines) + "\n"
+
+
+def reference_clip(item: Item, speaker: str, until: float, max_s: float = 10.0) -> Optional[np.ndarray]:
+    """`speaker`'s speech before `until` where nobody else speaks (pieces of at least 0.3 s, joined), at
+    most `max_s`; None when under 2 s (a clip the API would refuse)."""
+    others = item.reference.subset([l for l in item.reference.labels() if l != speaker]).get_timeline().support()
+    pieces, total = [], 0.0
+    for seg in item.reference.label_timeline(speaker).support():
+        if seg.start >= until:
+            break
+        solo = Timeline([Segment(seg.start, min(seg.end, until))]).extrude(others) if others else \
+            Timeline([Segment(seg.start, min(seg.end, until))])
+        for piece in solo:
+            if piece.duration >= 0.3 and total < max_s:
+                take = min(piece.duration, max_s - total)
+                pieces.append(item.samples[int(piece.start * 16_000): int((piece.start + take) * 16_000)])
+                total += take
+    return np.concatenate(pieces) if total >= 2.0 else None
+
+
+def known_trials(diarizer: PyannoteDiarizer, items: list[Item], split_s: float = 15.0) -> list[dict]:
+    """Per item: reference clips of its speakers from before `split_s`, the diarization of the rest, and each
+    clip's cosine distance to each diarized speaker's centroid, with which speaker is truly the clip's."""
+    trials = []
+    for item in items:
+        clips = {spk: c for spk in item.reference.labels() if (c := reference_clip(item, spk, split_s)) is not None}
+        if not clips:
+            continue
+        rest = item.samples[int(split_s * 16_000):]
+        output = diarizer.pipeline({"waveform": torch.from_numpy(rest)[None], "sample_rate": 16_000, "uri": item.uri})
+        hyp, centroids = output.speaker_diarization, output.speaker_embeddings
+        truth = _shifted(item.reference.crop(Segment(split_s, item.duration)), -split_s)
+        mapping = DiarizationErrorRate().optimal_mapping(truth, hyp)  # hypothesis label -> reference speaker
+        labels = hyp.labels()
+        names = list(clips)
+        distances = cosine_distances(centroids, diarizer.embed([clips[n] for n in names]))
+        trials.append({"uri": item.uri, "names": names, "labels": labels,
+                       "truth": {labels.index(h): names.index(r) for h, r in mapping.items() if r in names},
+                                      "distances": distances.tolist()})
+    return trials
+
+
+def _shifted(annotation: Annotation, offset: float) -> Annotation:
+    out = Annotation(uri=annotation.uri)
+    for seg, track, label in annotation.itertracks(yield_label=True):
+        out[Segment(seg.start + offset, seg.end + offset), track] = label
+    return out
+
+
+def known_score(trials: list[dict], threshold: float) -> dict:
+    """Each clip is right when it names the speaker that is truly its own, or names nobody when its own
+    speaker has no diarized speaker; wrong when it names another; missed when it names nobody but could."""
+    right = wrong = missed = 0
+    for t in trials:
+        named = {r: i for i, (r, _) in match_distances(np.asarray(t["distances"]), threshold).items()}
+        own = {r: i for i, r in t["truth"].items()}  # clip -> its speaker's diarized label
+        for r in range(len(t["names"])):
+            if r in named:
+                right += own.get(r) == named[r]
+                wrong += own.get(r) != named[r]
+            elif r in own:
+                missed += 1
+            else:
+                right += 1
+    total = right + wrong + missed
+    return {"threshold": round(float(threshold), 3), "clips": total, "right": right, "wrong": wrong, "missed": missed,
+            "accuracy": round(right / total, 4) if total else None}
+
+
+def known(args: argparse.Namespace) -> dict:
+    """The known-speaker threshold: clips cut from each AMI excerpt's first 15 s name the speakers diarized in
+    its last 15 s. Tuned on train+dev (the most clips right; ties: the middle of the best range), reported
+    on test too."""
+    data = ami_dir(args.data)
+    diarizer = PyannoteDiarizer(bundled())
+    tune_trials = known_trials(diarizer, ami_items(data, "train") + ami_items(data, "development"))
+    test_trials = known_trials(diarizer, ami_items(data, "test"))
+    grid = np.round(np.arange(0.05, 1.2001, 0.025), 3)
+    scores = [known_score(tune_trials, t) for t in grid]
+    best = max(s["right"] for s in scores)
+    best_range = [s["threshold"] for s in scores if s["right"] == best]
+    threshold = float(np.round(best_range[len(best_range) // 2], 3))
+    return {"command": "python -m serve_app.eval.diarization known", "threshold": threshold,
+            "best_range": [best_range[0], best_range[-1]],
+            "ami_train_dev": known_score(tune_trials, threshold), "ami_test": known_score(test_trials, threshold),
+            "sweep": scores}
 
 
 def long_file(args: argparse.Namespace) -> dict:
@@ -289,15 +446,20 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m serve_app.eval.diarization", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("evaluate", "tune", "long", "steps"):
+    for name in ("evaluate", "tune", "long", "steps", "known"):
         p = sub.add_parser(name)
         p.add_argument("--data", type=Path, help="the sdist's tests/data folder (default: fetched and cached)")
     sub.choices["evaluate"].add_argument("--out", type=Path, default=Path("benchmarks/results/diarization.json"))
+    sub.choices["evaluate"].add_argument("--model", default="whisper-base",
+                                         help="the bundled Whisper model whose words make the API's turns")
+    sub.choices["evaluate"].add_argument("--turn-gap-s", type=float, default=DiarizationConfig().turn_gap_s,
+                                         help="the merge's longest pause inside one speaker turn")
     sub.choices["evaluate"].add_argument("--long-minutes", type=float, default=60,
                                          help="also diarize a file this long for RTF and peak memory; 0 skips")
     sub.choices["tune"].add_argument("--no-write", dest="write", action="store_false",
                                      help=f"print the best parameters without rewriting {BUNDLED_PARAMETERS_FILE.name}")
     sub.choices["long"].add_argument("--minutes", type=float, default=60)
+    sub.choices["known"].add_argument("--out", type=Path, default=Path("benchmarks/results/known-speakers.json"))
     sub.choices["steps"].add_argument("--steps", type=float, nargs="+", default=[0.1, 0.2, 0.3])
     sub.choices["steps"].add_argument("--out", type=Path, default=Path("benchmarks/results/diarization-steps.json"))
     args = parser.parse_args(argv)
@@ -306,8 +468,13 @@ def main(argv: Optional[list[str]] = None) -> None:
         result = evaluate(args)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2) + "\n")
+        args.out.with_suffix(".md").write_text(api_table(result))
     elif args.command == "tune":
         result = tune(args)
+    elif args.command == "known":
+        result = known(args)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
     elif args.command == "steps":
         result = steps(args)
         args.out.parent.mkdir(parents=True, exist_ok=True)

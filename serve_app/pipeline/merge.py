@@ -13,11 +13,12 @@ from __future__ import annotations
 import bisect
 from collections import Counter
 from dataclasses import replace
-from typing import Iterable, Optional, Sequence
+from typing import Collection, Iterable, Optional, Sequence
 
 from serve_app.pipeline.types import Segment, SpeakerSegment, Transcript, Turn, Word
 
 FALLBACK_SPEAKER = "SPEAKER_00"  # when diarization found no speech at all but Whisper heard words
+DEFAULT_TURN_GAP_S = 0.5  # DiarizationConfig.turn_gap_s (the Merger deployment is bound with it)
 
 
 def speaker_at(start: float, end: float, turns: Sequence[Turn], starts: Optional[list[float]] = None) -> Optional[str]:
@@ -41,37 +42,115 @@ def speaker_at(start: float, end: float, turns: Sequence[Turn], starts: Optional
     return min(candidates, key=lambda t: max(t.start - end, start - t.end, 0.0)).speaker
 
 
-def speaker_names(labels: Iterable[str]) -> dict[str, str]:
-    """Label -> SPEAKER_00, SPEAKER_01, ... in order of first appearance in `labels`."""
+def speaker_names(labels: Iterable[str], known: Collection[str] = ()) -> dict[str, str]:
+    """Label -> SPEAKER_00, SPEAKER_01, ... in order of first appearance in `labels`; a `known` label (a name
+    the client gave) keeps its name and takes no number."""
     names: dict[str, str] = {}
+    numbered = 0
     for label in labels:
-        if label not in names:
-            names[label] = f"SPEAKER_{len(names):02d}"
+        if label in names:
+            continue
+        if label in known:
+            names[label] = label
+        else:
+            names[label] = f"SPEAKER_{numbered:02d}"
+            numbered += 1
     return names
 
 
-def group_turns(words: Sequence[Word], turns: Sequence[Turn] = ()) -> list[SpeakerSegment]:
-    """Consecutive words of one speaker form a turn. Turns are in order and never overlap.
+def _uncovered(start: float, end: float, turns: Sequence[Turn]) -> float:
+    """The longest stretch of [start, end] that no turn in `turns` covers."""
+    longest, at = 0.0, start
+    for t in sorted(turns, key=lambda t: t.start):
+        if t.end <= at or t.start >= end:
+            continue
+        longest = max(longest, t.start - at)
+        at = max(at, t.end)
+    return max(longest, end - at)
+
+
+STRETCHED_WORD_PAUSE_S = 0.3  # silence inside one word's span that no word has: Whisper stretched it
+
+
+def _regions(turns: Iterable[Turn]) -> list[tuple[float, float]]:
+    """The stretches where the diarization hears anyone: its turns joined, sorted."""
+    out: list[list[float]] = []
+    for t in sorted(turns, key=lambda t: t.start):
+        if out and t.start <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], t.end)
+        else:
+            out.append([t.start, t.end])
+    return [(a, b) for a, b in out]
+
+
+def word_spans(words: Sequence[Word], turns: Iterable[Turn]) -> list[tuple[float, float]]:
+    """Where each word is taken to be said. Whisper sometimes stretches a word's start back over a silence
+    to the previous word's end (a word "from 16.9 s to 26.3 s" after 9 s of nobody speaking): when the
+    diarization hears nobody for more than STRETCHED_WORD_PAUSE_S inside a word, the word starts where the
+    last stretch of speech it overlaps begins. The response keeps Whisper's times; speakers and turns use
+    these."""
+    regions = _regions(turns)
+    starts = [a for a, _ in regions]
+    spans = []
+    for w in words:
+        i = bisect.bisect_left(starts, w.end) - 1  # the last stretch of speech that starts before the word ends
+        start = w.start
+        if i >= 0 and regions[i][0] > w.start and regions[i][1] > w.start:
+            silent, at = 0.0, w.start  # the longest silence between the word's start and that stretch
+            for a, b in regions[bisect.bisect_right(starts, w.start) - 1 if starts and starts[0] <= w.start else 0 : i + 1]:
+                if b <= at:
+                    continue
+                silent, at = max(silent, a - at), max(at, b)
+            if silent > STRETCHED_WORD_PAUSE_S:
+                start = regions[i][0]
+        spans.append((start, max(start, w.end)))
+    return spans
+
+
+def group_turns(
+    words: Sequence[Word], turns: Sequence[Turn] = (), gap_s: float = DEFAULT_TURN_GAP_S,
+    speech: Optional[Sequence[Turn]] = None,
+) -> list[SpeakerSegment]:
+    """Consecutive words of one speaker form a turn, unless a pause longer than `gap_s` separates them
+    (no words, and no diarized speech of that speaker). Turns are in order of start.
 
     Whisper's word times cover less than the speech (pauses inside a word run, soft onsets), so each
-    turn is widened to the diarization turns of its speaker that it overlaps, as far as its neighbours
-    allow. `turns` carry the final speaker labels."""
+    turn is widened to the diarized speech of its speaker that it overlaps. `speech` is the diarization
+    with overlap (the pipeline's own turns): a turn then widens into its neighbours' time where the
+    diarization hears both speakers at once, as it does in a meeting. Without it the widening uses `turns`
+    and stops at the neighbours, so turns never overlap. A speaker's own turns never overlap each other.
+    `turns` and `speech` carry the final speaker labels."""
+    overlapping = speech is not None
+    by_speaker: dict[Optional[str], list[Turn]] = {}
+    for t in speech if overlapping else turns:
+        by_speaker.setdefault(t.speaker, []).append(t)
     groups: list[SpeakerSegment] = []
-    for w in words:
-        if groups and groups[-1].speaker_id == w.speaker_id:
-            groups[-1].words.append(w)
-            groups[-1].end = max(groups[-1].end, w.end)
+    for w, (w_start, w_end) in zip(words, word_spans(words, speech if overlapping else turns)):
+        last = groups[-1] if groups else None
+        if (last is not None and last.speaker_id == w.speaker_id
+                and (w_start - last.end <= gap_s
+                     or _uncovered(last.end, w_start, by_speaker.get(w.speaker_id, ())) <= gap_s)):
+            last.words.append(w)
+            last.end = max(last.end, w_end)
         else:
-            start = max(w.start, groups[-1].end) if groups else w.start
-            groups.append(SpeakerSegment(speaker_id=w.speaker_id, start=start, end=max(start, w.end), words=[w]))
+            start = max(w_start, last.end) if last is not None else w_start
+            groups.append(SpeakerSegment(speaker_id=w.speaker_id, start=start, end=max(start, w_end), words=[w]))
+    last_end: dict[Optional[str], float] = {}  # each speaker's latest turn end, as widened
     for i, g in enumerate(groups):
-        own = [t for t in turns if t.speaker == g.speaker_id and t.start < g.end and t.end > g.start]
-        if not own:
-            continue
-        floor = groups[i - 1].end if i > 0 else 0.0
-        ceiling = groups[i + 1].start if i + 1 < len(groups) else float("inf")
-        g.start = max(floor, min(g.start, min(t.start for t in own)))
-        g.end = max(g.end, min(ceiling, max(t.end for t in own)))
+        own = [t for t in by_speaker.get(g.speaker_id, ()) if t.start < g.end and t.end > g.start]
+        if own:
+            if overlapping:
+                # Not before the previous turn starts (turns stay in order), nor into the speaker's own
+                # previous turn; not past the next turn's end, nor into the speaker's own next turn.
+                later = next((h.start for h in groups[i + 1:] if h.speaker_id == g.speaker_id), float("inf"))
+                floor = max(groups[i - 1].start if i > 0 else 0.0, last_end.get(g.speaker_id, 0.0))
+                ceiling = min(groups[i + 1].end if i + 1 < len(groups) else float("inf"), later)
+            else:
+                floor = groups[i - 1].end if i > 0 else 0.0
+                ceiling = groups[i + 1].start if i + 1 < len(groups) else float("inf")
+            g.start = max(floor, min(g.start, min(t.start for t in own)))
+            g.end = max(g.end, min(ceiling, max(t.end for t in own)))
+        last_end[g.speaker_id] = g.end
     return groups
 
 
@@ -83,16 +162,21 @@ def _majority(speakers: Sequence[str]) -> Optional[str]:
     return max(counts, key=lambda s: (counts[s], -speakers.index(s)))
 
 
-def assign_speakers(transcript: Transcript, turns: Sequence[Turn]) -> Transcript:
-    """A copy of `transcript` with a speaker on every word and segment, and its speaker turns.
+def assign_speakers(
+    transcript: Transcript, turns: Sequence[Turn], gap_s: float = DEFAULT_TURN_GAP_S,
+    speech: Optional[Sequence[Turn]] = None,
+) -> Transcript:
+    """A copy of `transcript` with a speaker on every word and segment, and its speaker turns (none spans a
+    pause longer than `gap_s`).
 
-    `turns` is the exclusive diarization, sorted by start, non-overlapping."""
+    `turns` is the exclusive diarization, sorted by start, non-overlapping; words are matched against it.
+    `speech`, the diarization with overlap, is what the speaker turns widen to (see group_turns)."""
     turns = sorted(turns, key=lambda t: t.start)
     starts = [t.start for t in turns]
 
     # The diarization's label for each word, and for each segment that has no word timings (its own times).
     raw_words = [
-        [speaker_at(w.start, w.end, turns, starts) or FALLBACK_SPEAKER for w in seg.words]
+        [speaker_at(a, b, turns, starts) or FALLBACK_SPEAKER for a, b in word_spans(seg.words, speech or turns)]
         for seg in transcript.segments
     ]
     raw_segments = [
@@ -101,7 +185,8 @@ def assign_speakers(transcript: Transcript, turns: Sequence[Turn]) -> Transcript
     ]
     # Named by first appearance in the transcript: the first voice heard in the response is SPEAKER_00.
     names = speaker_names(
-        label for seg_words, seg_label in zip(raw_words, raw_segments) for label in (seg_words or [seg_label])
+        (label for seg_words, seg_label in zip(raw_words, raw_segments) for label in (seg_words or [seg_label])),
+        known={t.speaker for t in turns if t.known},
     )
 
     segments: list[Segment] = []
@@ -112,5 +197,9 @@ def assign_speakers(transcript: Transcript, turns: Sequence[Turn]) -> Transcript
 
     merged = replace(transcript, segments=segments)
     named_turns = [replace(t, speaker=names[t.speaker]) for t in turns if t.speaker in names]
-    merged.speaker_segments = group_turns(merged.words, named_turns)
+    named_speech = None if speech is None else [replace(t, speaker=names[t.speaker]) for t in speech if t.speaker in names]
+    merged.speaker_segments = group_turns(merged.words, named_turns, gap_s, named_speech)
     return merged
+
+
+

@@ -152,12 +152,15 @@ class Turn:
     start: float
     end: float
     speaker: str
+    known: bool = False  # `speaker` is a name the client gave (known speakers), kept as it is in every output
 
 
 @dataclass
 class Diarization:
     turns: list[Turn]  # the pipeline's output: turns of different speakers may overlap
     exclusive_turns: list[Turn]  # one speaker at a time: what words are matched against
+    # label -> (known speaker's name, cosine distance) for the speakers that matched a reference
+    known: dict[str, tuple[str, float]] = field(default_factory=dict)
 
 
 @dataclass

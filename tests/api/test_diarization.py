@@ -65,7 +65,11 @@ def test_speaker_segments_group_words_and_score_well(together_diarized):
     # Every word in exactly one speaker segment, in order, with the same word objects.
     assert [w for s in segments for w in s["words"]] == body["words"]
     for a, b in zip(segments, segments[1:]):
-        assert a["end"] <= b["start"] and a["speaker_id"] != b["speaker_id"]
+        # In order; turns of two speakers may overlap where both speak, one speaker's never do, and one
+        # speaker has two turns in a row only across a pause.
+        assert a["start"] <= b["start"]
+        assert a["speaker_id"] != b["speaker_id"] or b["words"][0]["start"] - a["words"][-1]["end"] > 0
+        assert a["speaker_id"] != b["speaker_id"] or a["end"] <= b["start"]
     for s in segments:
         assert {w["speaker_id"] for w in s["words"]} == {s["speaker_id"]}
         assert s["text"] == " ".join(w["word"] for w in s["words"])

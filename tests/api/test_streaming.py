@@ -82,8 +82,8 @@ def test_diarized_json_streams_speaker_segments(server):
     segments = [e for e in events if e.type == "transcript.text.segment"]
     assert len(segments) >= 2 and {s.speaker for s in segments} == {"SPEAKER_00", "SPEAKER_01"}
     assert [s.id for s in segments] == [f"seg_{i}" for i in range(len(segments))]
-    for a, b in zip(segments, segments[1:]):
-        assert a.start <= a.end <= b.start
+    for a, b in zip(segments, segments[1:]):  # two speakers' turns may overlap where both speak
+        assert a.start <= a.end and a.start <= b.start and (a.speaker != b.speaker or a.end <= b.start)
     # Deltas first (as windows are decoded), then the turns (they need the whole file), then done.
     assert kinds.index("transcript.text.segment") > max(i for i, k in enumerate(kinds) if k == "transcript.text.delta")
     assert " ".join(s.text for s in segments).split() == events[-1].text.split()

@@ -5,7 +5,9 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from serve_app.pipeline.merge import assign_speakers, group_turns, speaker_names, speaker_at
+from serve_app.pipeline.merge import (
+    DEFAULT_TURN_GAP_S, assign_speakers, group_turns, speaker_at, speaker_names, word_spans,
+)
 from serve_app.pipeline.types import Segment, Transcript, Turn, Word
 from serve_app.protocol import render
 
@@ -119,8 +121,99 @@ def test_every_word_lands_in_exactly_one_turn_in_order(case):
     # Turns are consecutive runs of one speaker.
     for turn in out.speaker_segments:
         assert {w.speaker_id for w in turn.words} == {turn.speaker_id}
-    for a, b in zip(out.speaker_segments, out.speaker_segments[1:]):
-        assert a.speaker_id != b.speaker_id
+    spans = _spans(out, turns)  # where each word is said
+    for a, b in zip(out.speaker_segments, out.speaker_segments[1:]):  # one speaker twice: a pause between
+        a_end = max(spans[id(w)][1] for w in a.words)
+        assert a.speaker_id != b.speaker_id or spans[id(b.words[0])][0] - a_end > DEFAULT_TURN_GAP_S
+
+
+def _spans(out, turns):
+    """id(word of the response) -> where the merge takes it to be said."""
+    return {id(w): span for w, span in zip(out.words, word_spans(out.words, turns))}
+
+
+def _longest_pause(turn, speech, spans) -> float:
+    """The longest stretch of a turn with neither one of its words nor diarized speech of its speaker."""
+    covered = sorted([spans[id(w)] for w in turn.words] + [(t.start, t.end) for t in speech])
+    longest, at = 0.0, turn.start
+    for start, end in covered:
+        if end > at and start < turn.end:
+            longest, at = max(longest, start - at), max(at, end)
+    return max(longest, turn.end - at)
+
+
+@settings(max_examples=300, deadline=None)
+@given(words_and_turns(), st.sampled_from([0.3, 1.0, 2.5]), st.booleans())
+def test_no_turn_spans_a_pause_longer_than_the_gap(case, gap, with_overlap):
+    tr, turns = case
+    speech = _overlapping(turns) if with_overlap else None
+    out = assign_speakers(tr, turns, gap, speech=speech)
+    spans = _spans(out, speech or turns)
+    names = {}  # the diarization's labels under their response names: the speaker of the words they gave
+    for w in out.words:
+        names.setdefault(speaker_at(*spans[id(w)], sorted(turns, key=lambda t: t.start)), w.speaker_id)
+    for turn in out.speaker_segments:
+        own = [t for t in speech or turns if names.get(t.speaker) == turn.speaker_id]
+        assert _longest_pause(turn, own, spans) <= gap + 1e-9
+
+
+def _overlapping(turns):
+    """The diarization with overlap that goes with exclusive `turns`: each turn reaches 0.7 s into its
+    neighbours' time (pyannote's exclusive turns are its own turns with the overlaps given to one speaker)."""
+    return [Turn(max(0.0, t.start - 0.7), t.end + 0.7, t.speaker) for t in turns]
+
+
+@settings(max_examples=300, deadline=None)
+@given(words_and_turns())
+def test_with_overlapping_speech_turns_stay_in_order_and_a_speaker_never_overlaps_itself(case):
+    tr, turns = case
+    speech = _overlapping(turns)
+    out = assign_speakers(tr, turns, speech=speech)
+    assert [w.word for t in out.speaker_segments for w in t.words] == [w.word for w in tr.words]
+    assert " ".join(t.text for t in out.speaker_segments) == out.text
+    turns_out = out.speaker_segments
+    for a, b in zip(turns_out, turns_out[1:]):
+        assert a.start <= b.start
+    for i, a in enumerate(turns_out):
+        later = [b for b in turns_out[i + 1:] if b.speaker_id == a.speaker_id]
+        assert not later or a.end <= later[0].start
+
+
+def test_turns_overlap_where_the_diarization_hears_both_speakers():
+    # B says "yeah" (3.0-3.3) while A goes on talking: pyannote hears A from 0.5 to 5.0 and B from 2.8 to 3.5.
+    words = [Word(" so", 1.0, 1.5, 1.0), Word(" we", 2.0, 2.6, 1.0), Word(" yeah", 3.0, 3.3, 1.0),
+             Word(" could", 3.6, 4.8, 1.0)]
+    exclusive = [Turn(0.5, 2.8, "a"), Turn(2.8, 3.5, "b"), Turn(3.5, 5.0, "a")]
+    speech = [Turn(0.5, 5.0, "a"), Turn(2.8, 3.5, "b")]
+    out = assign_speakers(transcript(seg(words)), exclusive, speech=speech)
+    assert [(t.speaker_id, t.start, t.end, t.text) for t in out.speaker_segments] == [
+        ("SPEAKER_00", 0.5, 3.3, "so we"), ("SPEAKER_01", 2.8, 3.5, "yeah"), ("SPEAKER_00", 3.3, 5.0, "could")]
+    # Without the overlapping turns, the same words give turns that only touch.
+    out = assign_speakers(transcript(seg(words)), exclusive)
+    assert [(t.start, t.end) for t in out.speaker_segments] == [(0.5, 2.8), (2.8, 3.5), (3.5, 5.0)]
+
+
+def test_a_word_whisper_stretched_over_a_silence_starts_where_the_speech_does():
+    # AMI tst01: "Okay," ends at 16.9 s; Whisper gives "who" 16.9-26.3 s, but nobody speaks from 17.0 to 26.0 s.
+    words = [Word(" Okay,", 16.2, 16.9, 0.9), Word(" who", 16.9, 26.3, 0.9), Word(" wants", 26.3, 26.6, 0.9)]
+    turns = [Turn(16.1, 17.0, "a"), Turn(26.0, 28.5, "a")]
+    out = assign_speakers(transcript(seg(words)), turns)
+    assert [(t.start, t.end, t.text) for t in out.speaker_segments] == [(16.1, 17.0, "Okay,"), (26.0, 28.5, "who wants")]
+    assert out.words[1].start == 16.9  # the response keeps Whisper's times
+    # At a boundary too: the stretched word goes to the speaker heard where it is said.
+    out = assign_speakers(transcript(seg(words)), [Turn(16.1, 17.0, "a"), Turn(26.0, 28.5, "b")])
+    assert [w.speaker_id for w in out.words] == ["SPEAKER_00", "SPEAKER_01", "SPEAKER_01"]
+
+
+def test_a_turn_ends_at_a_long_pause_and_goes_on_through_its_speakers_speech():
+    # The issue's case: one speaker says "Yeah" at 16.5 s, the next words come at 24.2 s.
+    words = [Word(" Yeah.", 16.5, 16.8, 0.9), Word(" So", 24.2, 24.5, 0.9), Word(" then", 24.6, 25.0, 0.9)]
+    apart = [Turn(16.3, 17.0, "a"), Turn(24.0, 28.5, "a")]
+    out = assign_speakers(transcript(seg(words)), apart)
+    assert [(t.start, t.end, t.text) for t in out.speaker_segments] == [(16.3, 17.0, "Yeah."), (24.0, 28.5, "So then")]
+    # The same words, but the diarization hears the speaker all along (Whisper skipped a mumble): one turn.
+    out = assign_speakers(transcript(seg(words)), [Turn(16.3, 28.5, "a")])
+    assert [(t.start, t.end) for t in out.speaker_segments] == [(16.3, 28.5)]
 
 
 @settings(max_examples=300, deadline=None)
@@ -158,8 +251,9 @@ def test_turns_widen_to_the_diarization_but_not_into_neighbours():
 def test_every_word_lies_inside_its_turn(case):
     tr, turns = case
     out = assign_speakers(tr, turns)
+    spans = _spans(out, turns)
     for turn in out.speaker_segments:
-        assert turn.start <= turn.words[0].start and turn.words[-1].start <= turn.end
+        assert turn.start <= spans[id(turn.words[0])][0] and spans[id(turn.words[-1])][0] <= turn.end
 
 
 def test_group_turns_keeps_a_late_word_inside_its_turn():

@@ -120,3 +120,44 @@ def test_include_logprobs_with_json_only():
     with pytest.raises(InvalidRequest) as err:
         parse(**{"include[]": "tokens"})
     assert err.value.param == "include"
+
+
+# --- known speakers (OpenAI's known_speaker_names[] + known_speaker_references[]) -------------------------
+
+REF = "data:audio/wav;base64,UklGRg=="
+
+
+@pytest.mark.parametrize("fields, param", [
+    ({"known_speaker_names[]": ["Ann"], "known_speaker_references[]": [REF]}, "known_speaker_names"),  # no diarize
+    ({"diarize": "true", "known_speaker_names[]": ["Ann", "Bo"], "known_speaker_references[]": [REF]},
+     "known_speaker_references"),
+    ({"diarize": "true", "known_speaker_references[]": [REF]}, "known_speaker_references"),
+    ({"diarize": "true", "known_speaker_names[]": list("abcde"), "known_speaker_references[]": [REF] * 5},
+     "known_speaker_names"),
+    ({"diarize": "true", "known_speaker_names[]": ["Ann", "Ann"], "known_speaker_references[]": [REF] * 2},
+     "known_speaker_names"),
+    ({"diarize": "true", "known_speaker_names[]": ["SPEAKER_01"], "known_speaker_references[]": [REF]},
+     "known_speaker_names"),
+    ({"diarize": "true", "known_speaker_names[]": ["x" * 65], "known_speaker_references[]": [REF]},
+     "known_speaker_names"),
+    ({"diarize": "true", "known_speaker_names[]": ["Ann"], "known_speaker_references[]": ["https://x/a.wav"]},
+     "known_speaker_references"),
+    ({"diarize": "true", "known_speaker_names[]": ["Ann"], "known_speaker_references[]": ["UklGRg=="]},
+     "known_speaker_references"),
+])
+def test_bad_known_speakers_name_their_param(fields, param):
+    with pytest.raises(InvalidRequest) as err:
+        TranscriptionRequest.from_form({k: v if isinstance(v, list) else [v] for k, v in fields.items()}, "transcribe")
+    assert err.value.param == param and err.value.status == 400
+
+
+def test_known_speakers_come_as_names_and_clip_bytes():
+    req = TranscriptionRequest.from_form({"response_format": ["diarized_json"], "known_speaker_names[]": [" Ann", "Bo"],
+                                          "known_speaker_references[]": [REF, "data:audio/mpeg;base64,AAEC"]},
+                                         "transcribe")
+    assert req.known_speakers() == [("Ann", b"RIFF"), ("Bo", b"\x00\x01\x02")]
+    bad = TranscriptionRequest.from_form({"diarize": ["true"], "known_speaker_names[]": ["Ann"],
+                                          "known_speaker_references[]": ["data:audio/wav;base64,%%%"]}, "transcribe")
+    with pytest.raises(InvalidRequest) as err:
+        bad.known_speakers()
+    assert err.value.param == "known_speaker_references"
