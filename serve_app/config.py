@@ -156,6 +156,10 @@ class DiarizationConfig(_Strict):
     embedding_workers: int = Field(2, ge=1, le=64)
     # Pipeline hyper-parameters that override the source's, e.g. {"clustering": {"threshold": 0.7}}.
     parameters: Optional[dict] = None
+    # The bundled pipeline's clustering links at most this many embeddings (an evenly spaced subset of a
+    # longer file's; the rest go to the nearest cluster): its memory, n^2 doubles, stays bounded for a long
+    # meeting (backends/clustering.py). 8000 is about 45 minutes at segmentation_step 0.1.
+    max_linkage_embeddings: int = Field(8000, ge=100, le=50_000)
     # The merge: a speaker turn of the response (`speaker_segments`) never spans a pause longer than this
     # (no words, and no diarized speech of its speaker); chosen by API-turn DER on AMI train+dev.
     turn_gap_s: float = Field(DEFAULT_TURN_GAP_S, ge=0, le=30)

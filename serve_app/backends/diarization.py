@@ -22,6 +22,7 @@ from pyannote.core import Annotation
 from serve_app.backends import compat_pyannote
 from serve_app.backends.campplus import CamPlusPlusEmbedding, bundled_segmentation_path
 from serve_app.backends.compat_pyannote import embedding_model, plda_optional
+from serve_app.backends.clustering import DEFAULT_MAX_LINKAGE_EMBEDDINGS, BoundedAgglomerativeClustering
 from serve_app.config import DiarizationConfig
 from serve_app.pipeline.cancel import check
 from serve_app.pipeline.merge import speaker_names
@@ -40,12 +41,13 @@ def build_bundled_pipeline(
     segmentation_batch_size: int = 32,
     embedding_batch_size: int = 32,
     embedding_workers: int = 2,
+    max_linkage_embeddings: int = DEFAULT_MAX_LINKAGE_EMBEDDINGS,
 ) -> SpeakerDiarization:
     """The embedded default, not yet instantiated with parameters (tuning instantiates it many times)."""
     segmentation = Model.from_pretrained(str(bundled_segmentation_path()))
     embedding = CamPlusPlusEmbedding.from_bundled().freeze().parallel(embedding_workers)
     with plda_optional():
-        return SpeakerDiarization(
+        pipeline = SpeakerDiarization(
             segmentation=segmentation,
             embedding=embedding,
             plda=None,
@@ -55,6 +57,9 @@ def build_bundled_pipeline(
             segmentation_batch_size=segmentation_batch_size,
             embedding_batch_size=embedding_batch_size,
         )
+    # The same clustering, its linkage bounded for long meetings (backends/clustering.py).
+    pipeline.clustering = BoundedAgglomerativeClustering(pipeline.clustering.metric, max_linkage_embeddings)
+    return pipeline
 
 
 def load_pipeline(config: DiarizationConfig) -> SpeakerDiarization:
@@ -67,6 +72,7 @@ def load_pipeline(config: DiarizationConfig) -> SpeakerDiarization:
             config.segmentation_batch_size,
             config.embedding_batch_size,
             config.embedding_workers,
+            config.max_linkage_embeddings,
         )
         pipeline.instantiate(bundled_parameters())
     else:

@@ -1,6 +1,6 @@
 """Diarization: evaluate the pipeline (DER, real-time factor, peak memory) and tune the bundled parameters.
 
-    python -m serve_app.eval.diarization evaluate [--out benchmarks/results/diarization.json] [--long-minutes 60]
+    python -m serve_app.eval.diarization evaluate [--out benchmarks/results/diarization.json] [--long-minutes 120]
         [--model whisper-base]
     python -m serve_app.eval.diarization tune     # rewrites serve_app/backends/bundled_diarization.json
     python -m serve_app.eval.diarization steps --steps 0.1 0.2 0.3   # DER and speed per segmentation step
@@ -168,12 +168,13 @@ def whisper(model: str):
     return WhisperBackend(ModelConfig(name=model, source=f"bundled:{model}", cpu_threads=2))
 
 
-def bundled(parameters: Optional[dict] = None, segmentation_step: Optional[float] = None):
+def bundled(parameters: Optional[dict] = None, segmentation_step: Optional[float] = None,
+            max_linkage_embeddings: Optional[int] = None):
     if DEV.cpu_threads:
         torch.set_num_threads(DEV.cpu_threads)
     pipeline = build_bundled_pipeline(
         segmentation_step or DEV.segmentation_step, DEV.segmentation_batch_size, DEV.embedding_batch_size,
-        DEV.embedding_workers,
+        DEV.embedding_workers, max_linkage_embeddings or DEV.max_linkage_embeddings,
     )
     pipeline.instantiate(parameters or bundled_parameters())
     return pipeline
@@ -230,6 +231,13 @@ def evaluate(args: argparse.Namespace) -> dict:
             f"{kind}_der_collar_{c}": round(der(items, {u: h[kind] for u, h in hyps.items()}, c), 4)
             for kind in ("pipeline", "exclusive", "api") for c in COLLARS
         }
+    # The long-file clustering path (an evenly spaced subset linked, the rest assigned to its clusters) forced
+    # on: a 30 s excerpt has about 80 embeddings, so 30 links a similar share as 8000 of a 2-hour file's 21,600.
+    forced = bundled(max_linkage_embeddings=FORCED_LINKAGE_EMBEDDINGS)
+    results["long_path_forced"] = {"max_linkage_embeddings": FORCED_LINKAGE_EMBEDDINGS}
+    for name, items in sets.items():
+        hyps, _ = run(forced, items)
+        results["long_path_forced"][name] = {f"der_collar_{c}": round(der(items, hyps, c), 4) for c in COLLARS}
     oracle = oracle_pipeline(bundled_parameters())
     hyps, _ = run(oracle, sets["ami_test"], with_reference=True)
     results["ami_test"].update({f"oracle_der_collar_{c}": round(der(sets["ami_test"], hyps, c), 4) for c in COLLARS})
@@ -246,6 +254,9 @@ def evaluate(args: argparse.Namespace) -> dict:
     return results
 
 
+FORCED_LINKAGE_EMBEDDINGS = 30
+
+
 def api_table(result: dict) -> str:
     """The evaluate command's turns table, as markdown."""
     api = result["api_turns"]
@@ -259,6 +270,22 @@ def api_table(result: dict) -> str:
         cells = [row[f"{kind}_der_collar_{c}"] for c in COLLARS for kind in ("pipeline", "exclusive", "api")]
         gap = row["api_der_collar_0.25"] - row["pipeline_der_collar_0.25"]
         lines.append(f"| {name} | {result[name]['files']} | " + " | ".join(f"{v:.4f}" for v in cells) + f" | {gap:+.4f} |")
+    forced = result.get("long_path_forced")
+    if forced:
+        lines += ["", "## The long-file clustering path, forced on", "",
+                  f"The pipeline's DER with max_linkage_embeddings {forced['max_linkage_embeddings']} (an evenly "
+                  "spaced subset linked, the rest assigned to its clusters), beside the normal path.", "",
+                  "| split | normal c=0 | forced c=0 | normal c=0.25 | forced c=0.25 |", "|---|---|---|---|---|"]
+        for name in ("sample", "ami_train_dev", "ami_test"):
+            cells = [result[name][f"der_collar_{c}"] if k == "normal" else forced[name][f"der_collar_{c}"]
+                     for c in COLLARS for k in ("normal", "forced")]
+            lines.append(f"| {name} | " + " | ".join(f"{v:.4f}" for v in cells) + " |")
+    long = result.get("long_file")
+    if long:
+        lines += ["", f"## A {long['minutes']:g}-minute file", "",
+                  f"Diarized in {long['seconds']:g} s (RTF {long['real_time_factor']:g}), peak RSS "
+                  f"{long['peak_rss_mb']} MB ({long['peak_rss_mb_after_load']} MB before the run), "
+                  f"{long['speakers']} speakers found."]
     return "\n".join(lines) + "\n"
 
 
@@ -476,7 +503,7 @@ def main(argv: Optional[list[str]] = None) -> None:
                                          help="the bundled Whisper model whose words make the API's turns")
     sub.choices["evaluate"].add_argument("--turn-gap-s", type=float, default=DiarizationConfig().turn_gap_s,
                                          help="the merge's longest pause inside one speaker turn")
-    sub.choices["evaluate"].add_argument("--long-minutes", type=float, default=60,
+    sub.choices["evaluate"].add_argument("--long-minutes", type=float, default=120,
                                          help="also diarize a file this long for RTF and peak memory; 0 skips")
     sub.choices["tune"].add_argument("--no-write", dest="write", action="store_false",
                                      help=f"print the best parameters without rewriting {BUNDLED_PARAMETERS_FILE.name}")
