@@ -95,11 +95,11 @@ def word_spans(words: Sequence[Word], turns: Iterable[Turn]) -> list[tuple[float
     for w in words:
         i = bisect.bisect_left(starts, w.end) - 1  # the last stretch of speech that starts before the word ends
         start = w.start
-        if i >= 0 and regions[i][0] > w.start and regions[i][1] > w.start:
-            silent, at = 0.0, w.start  # the longest silence between the word's start and that stretch
-            for a, b in regions[bisect.bisect_right(starts, w.start) - 1 if starts and starts[0] <= w.start else 0 : i + 1]:
-                if b <= at:
-                    continue
+        if i >= 0 and regions[i][0] > w.start:
+            # The longest silence between the word's start and that stretch (the stretches are disjoint and
+            # sorted; the first one looked at is the one the word starts in, or the last before it).
+            silent, at = 0.0, w.start
+            for a, b in regions[max(0, bisect.bisect_right(starts, w.start) - 1): i + 1]:
                 silent, at = max(silent, a - at), max(at, b)
             if silent > STRETCHED_WORD_PAUSE_S:
                 start = regions[i][0]
