@@ -193,6 +193,10 @@ class AppConfig(_Strict):
     limits: LimitsConfig = LimitsConfig()
     fetch: FetchConfig = FetchConfig()
     request_timeout_s: float = Field(900, gt=0)
+    # A long file gets longer: its deadline is max(request_timeout_s, decoded seconds x this), set once the
+    # file is decoded. A diarized 2-hour meeting needs about 1300 s of diarization alone on 2 CPUs (ASR runs
+    # beside it): 0.5 gives it an hour.
+    request_timeout_s_per_audio_s: float = Field(0.5, ge=0, le=100)
     # None: no Diarizer deployment, and `diarize=true` is a 400 that says so.
     diarization: Optional[DiarizationConfig] = None
     realtime: RealtimeConfig = RealtimeConfig()

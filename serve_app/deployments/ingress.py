@@ -360,7 +360,8 @@ class Ingress:
             )
         if req.wants_diarization and self.diarizer is None:
             raise InvalidRequest("Speaker diarization is not enabled on this server.", param="diarize")
-        deadline = time.monotonic() + self.config.request_timeout_s
+        started = time.monotonic()
+        deadline = started + self.config.request_timeout_s
         references = None
         if req.known_speaker_names:
             references = await self._references(req, request, deadline)
@@ -377,12 +378,16 @@ class Ingress:
             if req.wants_diarization else None
         )
         asr = self.asr[model.name]
+        length = self.merger.duration.remote(audio)
         if req.stream:
-            return await self._stream(request, req, asr, audio, diarization, deadline)
+            return await self._stream(request, req, asr, audio, diarization, length, started)
         transcript = asr.transcribe.remote(audio, req.decode_options())
         rendered_ref = self.merger.render.remote(transcript, diarization, req.response_format, req.word_granularity)
         # On a timeout or a client that went away, cancel every step, so no replica keeps working for nobody.
-        steps = [r for r in (rendered_ref, transcript, diarization, audio) if r is not None]
+        steps = [r for r in (rendered_ref, transcript, diarization, audio, length) if r is not None]
+        deadline = await self._deadline(length, request, steps, started)
+        if deadline is None:
+            return Response(status_code=499)
         rendered = await self._step(rendered_ref, request, steps, deadline)
         if rendered is None:
             return Response(status_code=499)  # nginx's "client closed request": nobody reads it
@@ -413,6 +418,14 @@ class Ingress:
             out.append((name, audio))
         return out
 
+    async def _deadline(self, length, request: Request, steps: list, started: float) -> Optional[float]:
+        """The request's deadline once its file is decoded: request_timeout_s from its start, or longer for a
+        long file (request_timeout_s_per_audio_s of each decoded second). None when the client left."""
+        seconds = await self._step(length, request, steps, started + self.config.request_timeout_s)
+        if seconds is None:
+            return None
+        return started + max(self.config.request_timeout_s, seconds * self.config.request_timeout_s_per_audio_s)
+
     async def _step(self, awaitable, request: Request, steps: list, deadline: float):
         """`await awaitable` within the request's deadline while its client is there; None if the client
         left. On any failure every step is cancelled and the error raised as the API error it means."""
@@ -432,7 +445,8 @@ class Ingress:
         """What a failed step means to the client; anything unforeseen is returned as it is (a 500)."""
         if isinstance(exc, asyncio.TimeoutError):
             return GatewayTimeout(
-                f"The request ran past this server's time limit of {self.config.request_timeout_s:g} s."
+                f"The request ran past this server's time limit of {self.config.request_timeout_s:g} s "
+                f"(or {self.config.request_timeout_s_per_audio_s:g} s per second of audio, when longer)."
             )
         api_error = find_api_error(exc)
         if api_error is not None:
@@ -444,12 +458,15 @@ class Ingress:
         return exc
 
     async def _stream(self, request: Request, req: TranscriptionRequest, asr: DeploymentHandle, audio,
-                      diarization, deadline: float) -> Response:
+                      diarization, length, started: float) -> Response:
         """stream=true: the windows' text as they are decoded, then (with diarization) the speaker turns,
         then the whole text. An error before the first window is decoded is an ordinary error response;
         after it, an error event ends the stream."""
         items = asr.options(stream=True).transcribe_stream.remote(audio, req.decode_options())
-        steps = [r for r in (items, diarization, audio) if r is not None]
+        steps = [r for r in (items, diarization, audio, length) if r is not None]
+        deadline = await self._deadline(length, request, steps, started)
+        if deadline is None:
+            return Response(status_code=499)
         first = await self._step(items.__anext__(), request, steps, deadline)
         if first is None:
             return Response(status_code=499)

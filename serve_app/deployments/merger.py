@@ -8,7 +8,7 @@ from ray import serve
 
 from serve_app.protocol import render
 from serve_app.pipeline.merge import DEFAULT_TURN_GAP_S, assign_speakers
-from serve_app.pipeline.types import Diarization, Rendered, Transcript
+from serve_app.pipeline.types import Audio, Diarization, Rendered, Transcript
 
 
 @serve.deployment
@@ -26,6 +26,12 @@ class Merger:
         # Exposed so that clients and tests can see cross-request batching at work.
         rendered.headers["X-ASR-Batch-Sizes"] = ",".join(str(b) for b in transcript.batch_sizes)
         return rendered
+
+    async def duration(self, audio: Audio) -> float:
+        """The decoded length, for the Ingress's deadline. Asked here, not by awaiting the audio in the
+        Ingress: this light replica reads the samples from Ray's object store (shared memory on its node)
+        and only a float goes back."""
+        return audio.duration
 
     async def merge(self, transcript: Transcript, diarization: Diarization) -> Transcript:
         """The transcript with its speakers, for a caller that renders it itself (a stream's segment events)."""
