@@ -59,9 +59,9 @@ def speaker_names(labels: Iterable[str], known: Collection[str] = ()) -> dict[st
 
 
 def _uncovered(start: float, end: float, turns: Sequence[Turn]) -> float:
-    """The longest stretch of [start, end] that no turn in `turns` covers."""
+    """The longest stretch of [start, end] that no turn in `turns` (sorted by start) covers."""
     longest, at = 0.0, start
-    for t in sorted(turns, key=lambda t: t.start):
+    for t in turns:
         if t.end <= at or t.start >= end:
             continue
         longest = max(longest, t.start - at)
@@ -109,7 +109,7 @@ def word_spans(words: Sequence[Word], turns: Iterable[Turn]) -> list[tuple[float
 
 def group_turns(
     words: Sequence[Word], turns: Sequence[Turn] = (), gap_s: float = DEFAULT_TURN_GAP_S,
-    speech: Optional[Sequence[Turn]] = None,
+    speech: Optional[Sequence[Turn]] = None, spans: Optional[Sequence[tuple[float, float]]] = None,
 ) -> list[SpeakerSegment]:
     """Consecutive words of one speaker form a turn, unless a pause longer than `gap_s` separates them
     (no words, and no diarized speech of that speaker). Turns are in order of start.
@@ -119,13 +119,16 @@ def group_turns(
     with overlap (the pipeline's own turns): a turn then widens into its neighbours' time where the
     diarization hears both speakers at once, as it does in a meeting. Without it the widening uses `turns`
     and stops at the neighbours, so turns never overlap. A speaker's own turns never overlap each other.
-    `turns` and `speech` carry the final speaker labels."""
+    `turns` and `speech` carry the final speaker labels; `spans` is word_spans(words, ...) when the caller
+    has it already."""
     overlapping = speech is not None
     by_speaker: dict[Optional[str], list[Turn]] = {}
-    for t in speech if overlapping else turns:
+    for t in sorted(speech if overlapping else turns, key=lambda t: t.start):
         by_speaker.setdefault(t.speaker, []).append(t)
+    if spans is None:
+        spans = word_spans(words, speech if overlapping else turns)
     groups: list[SpeakerSegment] = []
-    for w, (w_start, w_end) in zip(words, word_spans(words, speech if overlapping else turns)):
+    for w, (w_start, w_end) in zip(words, spans):
         last = groups[-1] if groups else None
         if (last is not None and last.speaker_id == w.speaker_id
                 and (w_start - last.end <= gap_s
@@ -135,6 +138,12 @@ def group_turns(
         else:
             start = max(w_start, last.end) if last is not None else w_start
             groups.append(SpeakerSegment(speaker_id=w.speaker_id, start=start, end=max(start, w_end), words=[w]))
+    # Where each turn's speaker speaks next (its next turn's start, before widening): one pass from the end.
+    next_own: list[float] = [float("inf")] * len(groups)
+    seen: dict[Optional[str], float] = {}
+    for i in range(len(groups) - 1, -1, -1):
+        next_own[i] = seen.get(groups[i].speaker_id, float("inf"))
+        seen[groups[i].speaker_id] = groups[i].start
     last_end: dict[Optional[str], float] = {}  # each speaker's latest turn end, as widened
     for i, g in enumerate(groups):
         own = [t for t in by_speaker.get(g.speaker_id, ()) if t.start < g.end and t.end > g.start]
@@ -142,7 +151,7 @@ def group_turns(
             if overlapping:
                 # Not before the previous turn starts (turns stay in order), nor into the speaker's own
                 # previous turn; not past the next turn's end, nor into the speaker's own next turn.
-                later = next((h.start for h in groups[i + 1:] if h.speaker_id == g.speaker_id), float("inf"))
+                later = next_own[i]
                 floor = max(groups[i - 1].start if i > 0 else 0.0, last_end.get(g.speaker_id, 0.0))
                 ceiling = min(groups[i + 1].end if i + 1 < len(groups) else float("inf"), later)
             else:
@@ -173,10 +182,13 @@ def assign_speakers(
     `speech`, the diarization with overlap, is what the speaker turns widen to (see group_turns)."""
     turns = sorted(turns, key=lambda t: t.start)
     starts = [t.start for t in turns]
+    # Where each word is said, once for the whole transcript: its speaker and its turn both read it.
+    spans = word_spans(transcript.words, speech if speech is not None else turns)
+    spans_left = iter(spans)
 
     # The diarization's label for each word, and for each segment that has no word timings (its own times).
     raw_words = [
-        [speaker_at(a, b, turns, starts) or FALLBACK_SPEAKER for a, b in word_spans(seg.words, speech or turns)]
+        [speaker_at(*next(spans_left), turns, starts) or FALLBACK_SPEAKER for _ in seg.words]
         for seg in transcript.segments
     ]
     raw_segments = [
@@ -198,7 +210,7 @@ def assign_speakers(
     merged = replace(transcript, segments=segments)
     named_turns = [replace(t, speaker=names[t.speaker]) for t in turns if t.speaker in names]
     named_speech = None if speech is None else [replace(t, speaker=names[t.speaker]) for t in speech if t.speaker in names]
-    merged.speaker_segments = group_turns(merged.words, named_turns, gap_s, named_speech)
+    merged.speaker_segments = group_turns(merged.words, named_turns, gap_s, named_speech, spans)
     return merged
 
 
