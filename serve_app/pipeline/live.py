@@ -13,6 +13,7 @@ of at least 98 ms (at the limit itself when it has none) and the speech goes on 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 import re
 from fractions import Fraction
 from typing import Callable, Literal, Optional, Union
@@ -302,11 +303,21 @@ class StablePrefix:
         return delta
 
     def finish(self, words: list[str]) -> str:
-        """The final decode's words after those already sent; "" when it disagrees with what was sent (a
-        delta cannot be taken back: the `completed` transcript is the one to keep)."""
-        sent = self._last[: self.emitted] if self.emitted else []
-        if any(_norm(a) != _norm(b) for a, b in zip(sent, words)) or len(words) < self.emitted:
-            return ""
-        rest = "".join(words[self.emitted :])
-        self.emitted = len(words)
+        """The final decode's words after those already sent. A delta cannot be taken back, so where the final
+        decode changed a sent word the `completed` transcript is the one to keep; the deltas still go on from
+        where the sent words end in the final text (aligned word by word), so that a client joining deltas
+        gets the turn's later words instead of losing all of them to one changed word early on."""
+        sent = [_norm(w) for w in self._last[: self.emitted]]
+        final = [_norm(w) for w in words]
+        if final[: len(sent)] == sent:
+            at = len(sent)
+        else:
+            blocks = [b for b in SequenceMatcher(None, sent, final, autojunk=False).get_matching_blocks() if b.size]
+            if blocks:  # words sent after the last agreement stand for as many words of the final text
+                last = blocks[-1]
+                at = last.b + last.size + (len(sent) - last.a - last.size)
+            else:
+                at = len(sent)
+        rest = "".join(words[at:])
+        self.emitted = max(self.emitted, len(words))
         return rest

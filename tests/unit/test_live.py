@@ -177,11 +177,29 @@ def test_finish_sends_the_rest_when_the_final_decode_agrees():
     assert p.finish(words_of("one two three four")) == " three four"
 
 
-def test_finish_sends_nothing_when_the_final_decode_changed_a_sent_word():
+def test_finish_goes_on_after_the_sent_words_when_the_final_decode_changed_one():
     p = StablePrefix()
     p.update(words_of("a beep"))
     p.update(words_of("a beep now"))
-    assert p.finish(words_of("a beat now")) == ""
+    assert p.emitted == 2
+    # "beep" was sent and cannot be taken back; the words after it still arrive.
+    assert p.finish(words_of("a beat now and then")) == " now and then"
+
+
+def test_finish_aligns_the_sent_words_when_the_final_decode_added_or_dropped_some():
+    p = StablePrefix()
+    p.update(words_of("so we met on friday"))
+    p.update(words_of("so we met on friday at"))
+    assert p.emitted == 5
+    assert p.finish(words_of("so we all met on friday at noon")) == " at noon"  # one word more
+    p = StablePrefix()
+    p.update(words_of("well so we met"))
+    p.update(words_of("well so we met there"))
+    assert p.finish(words_of("so we met there")) == " there"  # one word fewer
+    p = StablePrefix()
+    p.update(words_of("hmm"))
+    p.update(words_of("hmm yes"))
+    assert p.finish(words_of("okay")) == ""  # nothing in common: the sent word stands for the final one
 
 
 # -- client audio --
