@@ -72,11 +72,12 @@ def _uncovered(start: float, end: float, turns: Sequence[Turn]) -> float:
 STRETCHED_WORD_PAUSE_S = 0.3  # silence inside one word's span that no word has: Whisper stretched it
 
 
-def _regions(turns: Iterable[Turn]) -> list[tuple[float, float]]:
-    """The stretches where the diarization hears anyone: its turns joined, sorted."""
+def _regions(turns: Iterable[Turn], gap_s: float = 0.0) -> list[tuple[float, float]]:
+    """The stretches where the diarization hears anyone: its turns joined (across pauses up to `gap_s`),
+    sorted."""
     out: list[list[float]] = []
     for t in sorted(turns, key=lambda t: t.start):
-        if out and t.start <= out[-1][1]:
+        if out and t.start <= out[-1][1] + gap_s:
             out[-1][1] = max(out[-1][1], t.end)
         else:
             out.append([t.start, t.end])
@@ -144,9 +145,13 @@ def group_turns(
     for i in range(len(groups) - 1, -1, -1):
         next_own[i] = seen.get(groups[i].speaker_id, float("inf"))
         seen[groups[i].speaker_id] = groups[i].start
+    # Each speaker's diarized speech, joined across pauses no longer than the gap: a turn widens to the
+    # stretches it overlaps, so speech of its speaker just before its first word or after its last word
+    # (a breath, a drawn-out "so...", words Whisper did not transcribe) belongs to the turn.
+    blocks = {speaker: _regions(own, gap_s) for speaker, own in by_speaker.items()}
     last_end: dict[Optional[str], float] = {}  # each speaker's latest turn end, as widened
     for i, g in enumerate(groups):
-        own = [t for t in by_speaker.get(g.speaker_id, ()) if t.start < g.end and t.end > g.start]
+        own = [(a, b) for a, b in blocks.get(g.speaker_id, ()) if a < g.end and b > g.start]
         if own:
             if overlapping:
                 # Not before the previous turn starts (turns stay in order), nor into the speaker's own
@@ -157,8 +162,8 @@ def group_turns(
             else:
                 floor = groups[i - 1].end if i > 0 else 0.0
                 ceiling = groups[i + 1].start if i + 1 < len(groups) else float("inf")
-            g.start = max(floor, min(g.start, min(t.start for t in own)))
-            g.end = max(g.end, min(ceiling, max(t.end for t in own)))
+            g.start = max(floor, min(g.start, min(a for a, _ in own)))
+            g.end = max(g.end, min(ceiling, max(b for _, b in own)))
         last_end[g.speaker_id] = g.end
     return groups
 

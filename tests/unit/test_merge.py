@@ -246,6 +246,17 @@ def test_turns_widen_to_the_diarization_but_not_into_neighbours():
     assert got == [("S0", 0.5, 3.0), ("S1", 3.0, 4.0), ("S0", 5.0, 7.0)]
 
 
+def test_a_turn_takes_its_speakers_speech_just_before_and_after_its_words():
+    # S0 speaks 0.5-2.0 and 2.3-4.0 (one breath apart) but Whisper has words only in 1.0-1.8: the turn covers
+    # both stretches. Speech of S0 a pause longer than the gap later (5.0-6.0) is not part of it.
+    words = [Word(" a", 1.0, 1.4, 1.0, "S0"), Word(" b", 1.4, 1.8, 1.0, "S0")]
+    turns = [Turn(0.5, 2.0, "S0"), Turn(2.3, 4.0, "S0"), Turn(5.0, 6.0, "S0")]
+    [turn] = group_turns(words, turns, gap_s=0.5)
+    assert (turn.start, turn.end) == (0.5, 4.0)
+    [turn] = group_turns(words, turns, gap_s=0.5, speech=turns)
+    assert (turn.start, turn.end) == (0.5, 4.0)
+
+
 @settings(max_examples=200, deadline=None)
 @given(words_and_turns())
 def test_every_word_lies_inside_its_turn(case):
