@@ -308,7 +308,8 @@ def api_table(result: dict) -> str:
         lines += ["", f"## A {long['minutes']:g}-minute file", "",
                   f"Diarized in {long['seconds']:g} s (RTF {long['real_time_factor']:g}), peak RSS "
                   f"{long['peak_rss_mb']} MB ({long['peak_rss_mb_after_load']} MB before the run), "
-                  f"{long['speakers']} speakers found."]
+                  f"{long['speakers']} speakers found"
+                  + (f" (measured at commit {long['measured_at_commit']})." if "measured_at_commit" in long else ".")]
     return "\n".join(lines) + "\n"
 
 
