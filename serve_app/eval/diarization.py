@@ -26,6 +26,7 @@ import sys
 import tarfile
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional
@@ -168,14 +169,11 @@ def with_wordless_speech(uri: str, segments, turns) -> Annotation:
     with no words in it, a backchannel under another speaker or a mumble Whisper dropped, has none): what
     turns without words would score, the part of the API-pipeline gap that words cannot close. Each
     response label goes back to the diarization's label it overlaps most."""
-    raw: dict[str, str] = {}
-    for label in {g.speaker_id for g in segments}:
-        overlap: dict[str, float] = {}
-        for g in segments:
-            if g.speaker_id == label:
-                for t in turns:
-                    overlap[t.speaker] = overlap.get(t.speaker, 0.0) + max(0.0, min(g.end, t.end) - max(g.start, t.start))
-        raw[label] = max(overlap, key=overlap.get) if overlap else label
+    overlap: dict[str, Counter[str]] = {g.speaker_id: Counter() for g in segments}
+    for g in segments:
+        for t in turns:
+            overlap[g.speaker_id][t.speaker] += max(0.0, min(g.end, t.end) - max(g.start, t.start))
+    raw = {label: counts.most_common(1)[0][0] if counts else label for label, counts in overlap.items()}
     pieces = [(g.start, g.end, raw[g.speaker_id]) for g in segments] + [(t.start, t.end, t.speaker) for t in turns]
     return annotation(uri, pieces).support()
 
